@@ -30,7 +30,7 @@ _SIGNATURE_CHARS = re.compile(r"[A-Za-z0-9+/=_-]+")
 
 
 def normalize_thinking_text(text: str) -> str:
-    """Strip whitespace and unwrap one `<think>`, then one `<reasoning>` / `<redacted_reasoning>`."""
+    """Strip, then unwrap one `<think>` and one `<reasoning>` / `<redacted_reasoning>` wrapper."""
     if not text:
         return ""
     text = text.strip()
