@@ -52,7 +52,7 @@ def recent_window(time_window_seconds: float, client_type: str | None) -> float:
 
 
 def model_family(model: object) -> str | None:
-    """"claude", "gemini" or "other" for a model name; None when no model is given."""
+    """ "claude", "gemini" or "other" for a model name; None when no model is given."""
     if not model or not isinstance(model, str):
         return None
     name = model.lower()

@@ -385,9 +385,7 @@ class SignatureCache:
         found = self.get_last_signature_with_text(owner_id)
         return found[0] if found else None
 
-    def get_last_signature_with_text(
-        self, owner_id: str | None = None
-    ) -> tuple[str, str] | None:
+    def get_last_signature_with_text(self, owner_id: str | None = None) -> tuple[str, str] | None:
         """(signature, full thinking text) of the MRU live main entry; no owner filter."""
         with self._lock:
             entry = next(self._live_main_newest_first(self._clock()), None)

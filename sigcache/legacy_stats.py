@@ -84,9 +84,7 @@ def layer_rates(layer: dict[str, int]) -> dict[str, float]:
     return {
         "tool_cache_hit_rate": _rate(layer["tool_cache_hits"], layer["tool_cache_misses"]),
         "cache_hit_rate": _rate(layer["cache_hits"], layer["cache_misses"]),
-        "session_cache_hit_rate": _rate(
-            layer["session_cache_hits"], layer["session_cache_misses"]
-        ),
+        "session_cache_hit_rate": _rate(layer["session_cache_hits"], layer["session_cache_misses"]),
         "recovery_success_rate": (
             layer["successful_recoveries"] / layer["total_recoveries"] * 100
             if layer["total_recoveries"]

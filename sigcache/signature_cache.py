@@ -116,21 +116,25 @@ def cache_signature(
     thinking_text: str, signature: str, model: str | None = None, owner_id: str | None = None
 ) -> bool:
     """Cache a signature for a thinking text."""
-    args = {"thinking_text": thinking_text, "signature": signature, "model": model,
-            "owner_id": owner_id}
+    args: dict[str, Any] = {
+        "thinking_text": thinking_text,
+        "signature": signature,
+        "model": model,
+        "owner_id": owner_id,
+    }
     return bool(_observed("cache_signature", lambda c: c.set(**args), args))
 
 
 def get_cached_signature(thinking_text: str, owner_id: str | None = None) -> str | None:
     """The signature cached for a thinking text, or None."""
-    args = {"thinking_text": thinking_text, "owner_id": owner_id}
+    args: dict[str, Any] = {"thinking_text": thinking_text, "owner_id": owner_id}
     result: str | None = _observed("get_cached_signature", lambda c: c.get(**args), args)
     return result
 
 
 def invalidate(thinking_text: str) -> bool:
     """Forget the signature of a thinking text."""
-    args = {"thinking_text": thinking_text}
+    args: dict[str, Any] = {"thinking_text": thinking_text}
     return bool(_observed("invalidate", lambda c: c.invalidate(thinking_text), args))
 
 
@@ -174,8 +178,11 @@ def get_recent_signature(
     time_window_seconds: float = 300, client_type: str | None = None, owner_id: str | None = None
 ) -> str | None:
     """A signature written within the time window (tool, session, then main store)."""
-    args = {"time_window_seconds": time_window_seconds, "client_type": client_type,
-            "owner_id": owner_id}
+    args: dict[str, Any] = {
+        "time_window_seconds": time_window_seconds,
+        "client_type": client_type,
+        "owner_id": owner_id,
+    }
     result: str | None = _observed(
         "get_recent_signature", lambda c: c.get_recent_signature(**args), args
     )
@@ -186,8 +193,11 @@ def get_recent_signature_with_text(
     time_window_seconds: float = 300, client_type: str | None = None, owner_id: str | None = None
 ) -> tuple[str, str] | None:
     """(signature, text) written within the time window (main, then session store)."""
-    args = {"time_window_seconds": time_window_seconds, "client_type": client_type,
-            "owner_id": owner_id}
+    args: dict[str, Any] = {
+        "time_window_seconds": time_window_seconds,
+        "client_type": client_type,
+        "owner_id": owner_id,
+    }
     result: tuple[str, str] | None = _observed(
         "get_recent_signature_with_text", lambda c: c.get_recent_signature_with_text(**args), args
     )
@@ -196,13 +206,13 @@ def get_recent_signature_with_text(
 
 def cache_tool_signature(tool_id: str, signature: str, owner_id: str | None = None) -> bool:
     """Cache a signature for a tool-call id."""
-    args = {"tool_id": tool_id, "signature": signature, "owner_id": owner_id}
+    args: dict[str, Any] = {"tool_id": tool_id, "signature": signature, "owner_id": owner_id}
     return bool(_observed("cache_tool_signature", lambda c: c.cache_tool_signature(**args), args))
 
 
 def get_tool_signature(tool_id: str, owner_id: str | None = None) -> str | None:
     """The signature cached for a tool-call id, or None."""
-    args = {"tool_id": tool_id, "owner_id": owner_id}
+    args: dict[str, Any] = {"tool_id": tool_id, "owner_id": owner_id}
     result: str | None = _observed(
         "get_tool_signature", lambda c: c.get_tool_signature(**args), args
     )
@@ -218,8 +228,12 @@ def cache_session_signature(
     session_id: str, signature: str, thinking_text: str = "", owner_id: str | None = None
 ) -> bool:
     """Cache a signature (and its thinking text) for a session id."""
-    args = {"session_id": session_id, "signature": signature, "thinking_text": thinking_text,
-            "owner_id": owner_id}
+    args: dict[str, Any] = {
+        "session_id": session_id,
+        "signature": signature,
+        "thinking_text": thinking_text,
+        "owner_id": owner_id,
+    }
     return bool(
         _observed("cache_session_signature", lambda c: c.cache_session_signature(**args), args)
     )
@@ -227,7 +241,7 @@ def cache_session_signature(
 
 def get_session_signature(session_id: str, owner_id: str | None = None) -> str | None:
     """The signature cached for a session id, or None."""
-    args = {"session_id": session_id, "owner_id": owner_id}
+    args: dict[str, Any] = {"session_id": session_id, "owner_id": owner_id}
     result: str | None = _observed(
         "get_session_signature", lambda c: c.get_session_signature(**args), args
     )
@@ -238,7 +252,7 @@ def get_session_signature_with_text(
     session_id: str, owner_id: str | None = None
 ) -> tuple[str, str] | None:
     """(signature, thinking text) cached for a session id, or None."""
-    args = {"session_id": session_id, "owner_id": owner_id}
+    args: dict[str, Any] = {"session_id": session_id, "owner_id": owner_id}
     result: tuple[str, str] | None = _observed(
         "get_session_signature_with_text",
         lambda c: c.get_session_signature_with_text(**args),

@@ -82,8 +82,11 @@ class CacheContract:
 
     def test_tag_wrapping_and_whitespace_share_a_key(self, cache: Any) -> None:
         cache.set("  inner thought  ", SIG_A)
-        for query in ("<think>inner thought</think>", "<reasoning> inner thought </reasoning>",
-                      "<THINK>\n<redacted_reasoning>inner thought</reasoning></think>  "):
+        for query in (
+            "<think>inner thought</think>",
+            "<reasoning> inner thought </reasoning>",
+            "<THINK>\n<redacted_reasoning>inner thought</reasoning></think>  ",
+        ):
             assert cache.get(query) == SIG_A
 
     def test_expiry_after_ttl(self, cache: Any, clock: FakeClock) -> None:

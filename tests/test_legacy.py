@@ -86,9 +86,13 @@ def test_stats_shape_is_legacy() -> None:
     assert stats["hit_rate"] == "66.67%"
     assert stats["hit_ratio"] == pytest.approx(2 / 3)
     assert stats["total_requests"] == 3 and stats["writes"] == 1
-    assert {"cache_size", "max_size", "ttl_seconds", "tool_cache_size", "session_cache_size"} <= set(
-        stats
-    )
+    assert {
+        "cache_size",
+        "max_size",
+        "ttl_seconds",
+        "tool_cache_size",
+        "session_cache_size",
+    } <= set(stats)
     layer = stats["layer_stats"]
     assert isinstance(layer, dict)
     assert layer["cache_hits"] == 2 and layer["cache_misses"] == 1
@@ -160,9 +164,11 @@ def test_recent_window_from_client_type() -> None:
 @given(inner=texts, tag=st.sampled_from(["think", "reasoning", "redacted_reasoning", "THINK"]))
 def test_tag_wrapped_text_shares_the_key(inner: str, tag: str) -> None:
     wrapped = f"  <{tag}>{inner}</{tag}>\n"
-    assert legacy_key(normalize_thinking_text(wrapped)) == legacy_key(
-        normalize_thinking_text(inner.strip())
-    ) or normalize_thinking_text(inner) != inner.strip()
+    assert (
+        legacy_key(normalize_thinking_text(wrapped))
+        == legacy_key(normalize_thinking_text(inner.strip()))
+        or normalize_thinking_text(inner) != inner.strip()
+    )
 
 
 @given(text=texts, signature=signatures, ttl=st.integers(1, 10_000), wait=st.floats(0, 20_000))
@@ -189,8 +195,11 @@ def test_size_never_exceeds_max(max_size: int, keys: list[int]) -> None:
         assert stats["session_cache_size"] <= max_size  # type: ignore[operator]
 
 
-@given(prefix=st.text(min_size=500, max_size=520).map(lambda s: "P" + s.strip() + "x" * 500),
-       tail_a=st.text(min_size=1, max_size=20), tail_b=st.text(min_size=1, max_size=20))
+@given(
+    prefix=st.text(min_size=500, max_size=520).map(lambda s: "P" + s.strip() + "x" * 500),
+    tail_a=st.text(min_size=1, max_size=20),
+    tail_b=st.text(min_size=1, max_size=20),
+)
 def test_shared_500_prefix_evicts_each_other(prefix: str, tail_a: str, tail_b: str) -> None:
     text_a, text_b = prefix + "|" + tail_a + "A", prefix + "|" + tail_b + "B"
     cache = SignatureCache(clock=FakeClock())
