@@ -1,0 +1,281 @@
+"""Async bridge: `AsyncLayeredSignatureCache`, L2 reads through aiosqlite.
+
+L1 and the write queue never block, so writes and L1 hits run inline on the event loop. An L1
+miss reads L2 through one aiosqlite connection (its own thread) with the SQL of
+`sigcache.schema`; the rarer look-ups (last/recent, fuzzy, invalidate, clear, cleanup, flush)
+run the sync method in a worker thread (`asyncio.to_thread`), so the loop is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from sigcache import schema
+from sigcache.config import LayeredConfig
+from sigcache.errors import StorageError, translate_sqlite_error
+from sigcache.layered import LayeredSignatureCache, id_key, main_key
+from sigcache.memory import L1Key
+from sigcache.storage import MAIN, SESSION, TOOL, Entry
+
+__all__ = ["AsyncLayeredSignatureCache"]
+
+_T = TypeVar("_T")
+
+
+class _AsyncReader:
+    """One aiosqlite reader connection, reopened for a new event loop or after a fork."""
+
+    def __init__(self, path: str, busy_timeout_ms: int, cache_size_kib: int) -> None:
+        self._path = path
+        self._pragmas = schema.connection_pragmas(
+            schema.READER_PRAGMAS, busy_timeout_ms, cache_size_kib
+        )
+        self._timeout = busy_timeout_ms / 1000
+        self._conn: aiosqlite.Connection | None = None
+        self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+    async def _connection(self) -> aiosqlite.Connection:
+        owner = (os.getpid(), asyncio.get_running_loop())
+        if self._conn is not None and self._owner == owner:
+            return self._conn
+        await self.close()
+        conn = await aiosqlite.connect(self._path, timeout=self._timeout, isolation_level=None)
+        try:
+            for statement in self._pragmas:
+                await (await conn.execute(statement)).close()
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn, self._owner = conn, owner
+        return conn
+
+    async def rows(self, sql: str, params: Sequence[object]) -> list[Entry]:
+        """Entries selected by one statement; errors become `StorageError`."""
+        try:
+            conn = await self._connection()
+            async with conn.execute(sql, params) as cursor:
+                return [Entry.from_row(row) for row in await cursor.fetchall()]
+        except sqlite3.Error as exc:
+            await self.close()  # a fresh connection next time lets a cleared fault recover
+            raise translate_sqlite_error(exc, self._path, "read") from exc
+
+    async def close(self) -> None:
+        """Close the connection if it belongs to this process."""
+        conn, self._conn = self._conn, None
+        if conn is not None and self._owner is not None and self._owner[0] == os.getpid():
+            # Its loop or thread may be gone already; there is nothing left to release then.
+            with contextlib.suppress(sqlite3.Error, RuntimeError, ValueError):
+                await conn.close()
+
+
+class AsyncLayeredSignatureCache:
+    """Async twin of `LayeredSignatureCache` (`aget`, `aset`, ...), sharing its tiers."""
+
+    def __init__(self, cache: LayeredSignatureCache, *, owns_cache: bool = False) -> None:
+        settings = cache.config.l2
+        self.cache = cache
+        self._owns_cache = owns_cache
+        self._reader = _AsyncReader(cache.path, settings.busy_timeout_ms, settings.cache_size_kib)
+
+    @classmethod
+    def open(
+        cls,
+        db_path: str | os.PathLike[str],
+        *,
+        config: LayeredConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> AsyncLayeredSignatureCache:
+        """A new layered cache on `db_path`, owned (and closed) by the async wrapper."""
+        return cls(LayeredSignatureCache(db_path, config=config, clock=clock), owns_cache=True)
+
+    # -- reads through aiosqlite --------------------------------------------------------------
+
+    async def _read(self, key: L1Key | None) -> Entry | None:
+        if key is None:
+            return None
+        answered, entry, digest = self.cache.before_l2(key)
+        if answered:
+            return entry
+        params = (key[0], schema.bind_text(key[1]), schema.bind_text(digest), self.cache.clock())
+        try:
+            rows = await self._reader.rows(schema.GET, params)
+        except StorageError as exc:
+            return self.cache.after_l2(key, None, exc)
+        return self.cache.after_l2(key, rows[0] if rows else None, None)
+
+    async def aget(self, thinking_text: str, owner_id: str | None = None) -> str | None:
+        """Async `get`."""
+        entry = await self._read(main_key(thinking_text, owner_id))
+        return entry.signature if entry else None
+
+    async def aget_many(
+        self, texts: Sequence[object], owner_id: str | None = None
+    ) -> list[str | None]:
+        """Async `get_many`: L1 misses read from L2 in one query per 500 keys."""
+        keys = [main_key(text, owner_id) for text in texts]
+        found: list[Entry | None] = [None] * len(keys)
+        wanted: dict[str, list[int]] = {}
+        for index, key in enumerate(keys):
+            if key is not None:
+                answered, entry, digest = self.cache.before_l2(key)
+                if answered:
+                    found[index] = entry
+                else:
+                    wanted.setdefault(digest, []).append(index)
+        rows, error = await self._many(keys, wanted)
+        for digest, indexes in wanted.items():
+            for index in indexes:
+                key = keys[index]
+                if key is not None:
+                    found[index] = self.cache.after_l2(key, rows.get(digest), error)
+        return [entry.signature if entry else None for entry in found]
+
+    async def _many(
+        self, keys: list[L1Key | None], wanted: dict[str, list[int]]
+    ) -> tuple[dict[str, Entry], StorageError | None]:
+        if not wanted:
+            return {}, None
+        owner = next(key[1] for key in keys if key is not None)
+        digests, rows = list(wanted), {}
+        now = self.cache.clock()
+        try:
+            for start in range(0, len(digests), schema.MAX_KEYS_PER_QUERY):
+                chunk = [
+                    schema.bind_text(d) for d in digests[start : start + schema.MAX_KEYS_PER_QUERY]
+                ]
+                sql = schema.get_many_sql(len(chunk))
+                params = (MAIN, schema.bind_text(owner), *chunk, now)
+                rows.update({e.key: e for e in await self._reader.rows(sql, params)})
+        except StorageError as exc:
+            return {}, exc
+        return rows, None
+
+    async def aget_tool_signature(self, tool_id: str, owner_id: str | None = None) -> str | None:
+        """Async `get_tool_signature`."""
+        entry = await self._read(id_key(TOOL, tool_id, owner_id))
+        return entry.signature if entry else None
+
+    async def aget_session_signature(
+        self, session_id: str, owner_id: str | None = None
+    ) -> str | None:
+        """Async `get_session_signature`."""
+        found = await self.aget_session_signature_with_text(session_id, owner_id)
+        return found[0] if found else None
+
+    async def aget_session_signature_with_text(
+        self, session_id: str, owner_id: str | None = None
+    ) -> tuple[str, str] | None:
+        """Async `get_session_signature_with_text`."""
+        entry = await self._read(id_key(SESSION, session_id, owner_id))
+        return (entry.signature, entry.text) if entry else None
+
+    # -- writes: inline, they never wait for SQLite ---------------------------------------------
+
+    async def aset(
+        self,
+        thinking_text: str,
+        signature: str,
+        model: str | None = None,
+        owner_id: str | None = None,
+    ) -> bool:
+        """Async `set`."""
+        return self.cache.set(thinking_text, signature, model, owner_id)
+
+    async def acache_tool_signature(
+        self, tool_id: str, signature: str, owner_id: str | None = None
+    ) -> bool:
+        """Async `cache_tool_signature`."""
+        return self.cache.cache_tool_signature(tool_id, signature, owner_id)
+
+    async def acache_session_signature(
+        self, session_id: str, signature: str, thinking_text: str = "", owner_id: str | None = None
+    ) -> bool:
+        """Async `cache_session_signature`."""
+        return self.cache.cache_session_signature(session_id, signature, thinking_text, owner_id)
+
+    # -- the rest: the sync method in a worker thread ------------------------------------------
+
+    async def _in_thread(self, method: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.to_thread(method, *args)
+
+    async def ainvalidate(self, thinking_text: str, owner_id: str | None = None) -> bool:
+        """Async `invalidate`."""
+        return await self._in_thread(self.cache.invalidate, thinking_text, owner_id)
+
+    async def aclear(self) -> int:
+        """Async `clear`."""
+        return await self._in_thread(self.cache.clear)
+
+    async def acleanup_expired(self) -> int:
+        """Async `cleanup_expired`."""
+        return await self._in_thread(self.cache.cleanup_expired)
+
+    async def aget_tool_signature_fuzzy(
+        self, tool_id: str, max_candidates: int = 5, owner_id: str | None = None
+    ) -> str | None:
+        """Async `get_tool_signature_fuzzy`."""
+        return await self._in_thread(
+            self.cache.get_tool_signature_fuzzy, tool_id, max_candidates, owner_id
+        )
+
+    async def aget_last_signature(self, owner_id: str | None = None) -> str | None:
+        """Async `get_last_signature`."""
+        return await self._in_thread(self.cache.get_last_signature, owner_id)
+
+    async def aget_last_signature_with_text(
+        self, owner_id: str | None = None
+    ) -> tuple[str, str] | None:
+        """Async `get_last_signature_with_text`."""
+        return await self._in_thread(self.cache.get_last_signature_with_text, owner_id)
+
+    async def aget_recent_signature(
+        self,
+        time_window_seconds: float = 300,
+        client_type: str | None = None,
+        owner_id: str | None = None,
+    ) -> str | None:
+        """Async `get_recent_signature`."""
+        return await self._in_thread(
+            self.cache.get_recent_signature, time_window_seconds, client_type, owner_id
+        )
+
+    async def aget_recent_signature_with_text(
+        self,
+        time_window_seconds: float = 300,
+        client_type: str | None = None,
+        owner_id: str | None = None,
+    ) -> tuple[str, str] | None:
+        """Async `get_recent_signature_with_text`."""
+        return await self._in_thread(
+            self.cache.get_recent_signature_with_text, time_window_seconds, client_type, owner_id
+        )
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """Async `flush`."""
+        return await self._in_thread(self.cache.flush, timeout)
+
+    async def aclose(self) -> None:
+        """Close the aiosqlite connection (and the layered cache when this wrapper owns it)."""
+        await self._reader.close()
+        if self._owns_cache:
+            await self._in_thread(self.cache.close)
+
+    async def __aenter__(self) -> AsyncLayeredSignatureCache:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,162 @@
+"""The one L2 schema: DDL, versioning, migrations, pragmas and every SQL statement, as data.
+
+Both the sync store (sqlite3) and the async bridge (aiosqlite) take their SQL from here, so
+there is never a second copy of it.
+
+One table holds the three stores (`store` = "main" | "tool" | "session"). `owner` is the
+namespace ("" = no owner); `key` is the SHA-256 hex of the normalised text for main entries and
+the id itself for tool and session entries (the fuzzy tool look-up searches inside ids).
+Times are epoch seconds (REAL) from the cache's injected clock; a row is live while
+`expires_at >= now`, matching the legacy rule "expired when more than TTL has passed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "MIGRATIONS",
+    "READER_PRAGMAS",
+    "SCHEMA_VERSION",
+    "WRITER_PRAGMAS",
+    "Pragma",
+    "bind_text",
+    "connection_pragmas",
+    "get_many_sql",
+    "migration_steps",
+    "read_text",
+]
+
+SCHEMA_VERSION = 1
+
+Pragma = tuple[str, str]
+
+# Applied on every connect, in order. journal_mode=WAL is persistent in the file; the writer
+# sets it. Readers are query_only so a read can never write (DESIGN 3: reads never write).
+WRITER_PRAGMAS: tuple[Pragma, ...] = (
+    ("journal_mode", "WAL"),
+    ("synchronous", "NORMAL"),  # WAL + NORMAL: durable at checkpoint, never corrupt
+    ("temp_store", "MEMORY"),
+)
+READER_PRAGMAS: tuple[Pragma, ...] = (("query_only", "ON"),)
+
+
+def connection_pragmas(
+    base: Sequence[Pragma], busy_timeout_ms: int, cache_size_kib: int
+) -> list[str]:
+    """The PRAGMA statements for one connection: the settings first, then `base`."""
+    pragmas = [("busy_timeout", str(int(busy_timeout_ms))), ("cache_size", f"-{cache_size_kib}")]
+    return [f"PRAGMA {name}={value}" for name, value in (*pragmas, *base)]
+
+
+CREATE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+SELECT_VERSION = "SELECT MAX(version) FROM schema_version"
+INSERT_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
+UPDATE_VERSION = "UPDATE schema_version SET version = ?"
+
+# Version 1, idempotent. A rowid table (not WITHOUT ROWID): rows carry texts and signatures of
+# several KB, which WITHOUT ROWID tables store poorly.
+DDL_V1: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS entries (
+        store TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        key TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        text TEXT NOT NULL DEFAULT '',
+        model TEXT,
+        conversation_id TEXT,
+        written_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        UNIQUE (store, owner, key)
+    )""",
+    # Expired-row cleanup is a range delete on this index.
+    "CREATE INDEX IF NOT EXISTS entries_expires_at ON entries (expires_at)",
+    # Last/recent look-ups: newest write of one store and owner.
+    "CREATE INDEX IF NOT EXISTS entries_recent ON entries (store, owner, written_at)",
+)
+
+# MIGRATIONS[n] takes a version-n database to version n+1. Version 2 goes here, e.g.
+# MIGRATIONS[1] = ("ALTER TABLE entries ADD COLUMN model_family TEXT",); then SCHEMA_VERSION = 2.
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+
+def migration_steps(current: int) -> list[str]:
+    """The statements taking a version-`current` database to SCHEMA_VERSION, in order."""
+    steps: list[str] = []
+    for version in range(current, SCHEMA_VERSION):
+        steps.extend(MIGRATIONS[version])
+    return steps
+
+
+_COLUMNS = "store, owner, key, signature, text, model, conversation_id, written_at, expires_at"
+
+UPSERT = (
+    f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (store, owner, key) DO UPDATE SET signature = excluded.signature, "
+    "text = excluded.text, model = excluded.model, conversation_id = excluded.conversation_id, "
+    "written_at = excluded.written_at, expires_at = excluded.expires_at"
+)
+GET = (
+    f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND key = ? AND expires_at >= ?"
+)
+EXISTS_ANY_OWNER = "SELECT 1 FROM entries WHERE store = ? AND key = ? AND expires_at >= ? LIMIT 1"
+DELETE = "DELETE FROM entries WHERE store = ? AND owner = ? AND key = ?"
+DELETE_ANY_OWNER = "DELETE FROM entries WHERE store = ? AND key = ?"
+DELETE_STORE = "DELETE FROM entries WHERE store = ?"
+DELETE_EXPIRED = "DELETE FROM entries WHERE expires_at < ?"
+# Keep the newest-written `max_rows` rows (the documented L2 bound), applied by cleanup.
+TRIM = (
+    "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries "
+    "ORDER BY written_at DESC LIMIT -1 OFFSET ?)"
+)
+COUNT = "SELECT COUNT(*) FROM entries"
+COUNT_LIVE_STORE = "SELECT COUNT(*) FROM entries WHERE store = ? AND expires_at >= ?"
+LATEST = (
+    f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND written_at > ? "
+    "AND expires_at >= ? ORDER BY written_at DESC LIMIT 1"
+)
+LATEST_WITH_TEXT = (
+    f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND written_at > ? "
+    "AND expires_at >= ? AND text != '' ORDER BY written_at DESC LIMIT 1"
+)
+# instr() rather than LIKE: ids may contain % and _ (the origin's LIKE did not escape them).
+SEARCH_KEY = (
+    f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND key != ? "
+    "AND instr(key, ?) > 0 AND expires_at >= ? ORDER BY written_at DESC LIMIT ?"
+)
+SCAN_LIVE = f"SELECT {_COLUMNS} FROM entries WHERE expires_at >= ? ORDER BY written_at"
+
+
+def bind_text(value: str) -> str | bytes:
+    """A str as sqlite3 can bind it: lone surrogates (which UTF-8 cannot encode) as a BLOB.
+
+    The mapping is deterministic, so equality look-ups of such texts and ids still match;
+    `read_text` reverses it.
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def read_text(value: object) -> str:
+    """The str a column held, reversing `bind_text`."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogatepass")
+    return str(value)
+
+
+# SQLite's default bound on host parameters is 32766 (since 3.32); stay well under it.
+MAX_KEYS_PER_QUERY = 500
+
+
+def get_many_sql(count: int) -> str:
+    """SELECT of up to `count` keys of one store and owner in one query."""
+    marks = ", ".join("?" * count)
+    return (
+        f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? "
+        f"AND key IN ({marks}) AND expires_at >= ?"
+    )

@@ -1,0 +1,202 @@
+"""L2 store and batching writer: schema, pragmas, open errors, queries, batches, overflow."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sigcache import schema
+from sigcache.config import L2Settings
+from sigcache.errors import StorageError, StorageOpenError
+from sigcache.sqlite import BatchWriter, SQLiteStore
+from sigcache.storage import MAIN, SESSION, TOOL, Entry
+
+NOW = 1_000_000.0
+
+
+def _entry(key: str, written: float = NOW, owner: str = "", store: str = MAIN, **kw: str) -> Entry:
+    text = kw.get("text", "text")
+    return Entry(store, owner, key, "S" * 60, text, None, None, written, written + 100)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    made = SQLiteStore(tmp_path / "l2.db")
+    yield made
+    made.close()
+
+
+def test_schema_is_versioned_idempotent_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "l2.db"
+    SQLiteStore(path).close()
+    SQLiteStore(path).close()  # a second open changes nothing
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {row[1] for row in conn.execute("PRAGMA index_list(entries)")}
+    assert "entries_expires_at" in indexes
+    conn.close()
+
+
+def test_newer_schema_version_refused(tmp_path: Path) -> None:
+    path = tmp_path / "l2.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    conn.close()
+    with pytest.raises(StorageOpenError, match="newer"):
+        SQLiteStore(path)
+
+
+def test_migration_path_runs_registered_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(schema.MIGRATIONS, 1, ("ALTER TABLE entries ADD COLUMN x TEXT",))
+    assert schema.migration_steps(1) == ["ALTER TABLE entries ADD COLUMN x TEXT"]
+    assert schema.migration_steps(2) == []
+
+
+def test_open_errors_name_the_path(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageOpenError, match=r"garbage\.db"):
+        SQLiteStore(garbage)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(StorageOpenError, match="a_file"):
+        SQLiteStore(blocker / "sub" / "l2.db")  # its directory cannot be created
+    with pytest.raises(StorageOpenError, match="does not exist"):
+        SQLiteStore(tmp_path / "missing" / "l2.db", L2Settings(create_directory=False))
+    with pytest.raises(StorageOpenError, match="file path"):
+        SQLiteStore(":memory:")
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StorageOpenError, match=r"dir\.db"):
+        SQLiteStore(tmp_path / "dir.db")
+
+
+def test_missing_directory_is_created(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "a" / "b" / "l2.db").close()
+    assert (tmp_path / "a" / "b" / "l2.db").exists()
+
+
+def test_put_get_many_delete(store: SQLiteStore) -> None:
+    store.put_many([_entry("k1"), _entry("k2"), _entry("k1", owner="o")])
+    assert store.get(MAIN, "", "k1", NOW) == _entry("k1")
+    assert store.get(MAIN, "x", "k1", NOW) is None
+    assert set(store.get_many(MAIN, "", ["k1", "k2", "k3", "k1"], NOW)) == {"k1", "k2"}
+    many = [f"m{i}" for i in range(1200)]  # more keys than one query takes
+    store.put_many([_entry(k) for k in many])
+    assert len(store.get_many(MAIN, "", many, NOW)) == 1200
+    assert store.delete(MAIN, None, "k1") == 2  # every owner
+    assert store.get(MAIN, "o", "k1", NOW) is None
+
+
+def test_expiry_cleanup_and_row_bound(store: SQLiteStore) -> None:
+    store.put_many([_entry(f"k{i}", written=NOW + i) for i in range(10)])
+    assert store.get(MAIN, "", "k0", NOW + 100) is not None  # live while now <= expires_at
+    assert store.get(MAIN, "", "k0", NOW + 100.5) is None
+    assert store.cleanup(NOW + 101.5, max_rows=5) == 2 + 3  # two expired, three oldest trimmed
+    assert store.count_rows() == 5
+    assert store.get(MAIN, "", "k9", NOW) is not None
+
+
+def test_latest_search_scan(store: SQLiteStore) -> None:
+    store.put_many(
+        [
+            _entry("call_abc_1", NOW, store=TOOL, text=""),
+            _entry("call_abc_2", NOW + 1, store=TOOL, text=""),
+            _entry("s1", NOW, store=SESSION, text=""),
+            _entry("s2", NOW - 1, store=SESSION, text="with text"),
+        ]
+    )
+    latest = store.latest(TOOL, "", -1, NOW)
+    assert latest is not None and latest.key == "call_abc_2"
+    assert store.latest(TOOL, "", NOW + 1, NOW) is None  # written_at must be after `since`
+    with_text = store.latest(SESSION, "", -1, NOW, with_text=True)
+    assert with_text is not None and with_text.key == "s2"
+    found = store.search(TOOL, "", "abc", "call_abc_2", 5, NOW)
+    assert [e.key for e in found] == ["call_abc_1"]
+    assert store.search(TOOL, "", "a%c", "", 5, NOW) == []  # no LIKE wildcards
+    assert [e.key for e in store.scan(NOW)] == ["s2", "call_abc_1", "s1", "call_abc_2"]
+
+
+def test_lone_surrogates_round_trip(store: SQLiteStore) -> None:
+    odd = "surrogate \ud800 tool"
+    store.put_many([_entry(odd, store=TOOL, owner="\udfff", text=odd)])
+    found = store.get(TOOL, "\udfff", odd, NOW)
+    assert found is not None and found.key == odd and found.text == odd
+
+
+def test_readers_never_write(store: SQLiteStore) -> None:
+    conn = store._reader()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("DELETE FROM entries")
+
+
+def test_closed_store_raises_storage_error(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "l2.db")
+    store.close()
+    with pytest.raises(StorageError):
+        store.get(MAIN, "", "k", NOW)
+
+
+def test_writer_batches_and_flushes(store: SQLiteStore) -> None:
+    writer = BatchWriter(store, L2Settings(batch_size=50, batch_interval_ms=10_000))
+    for i in range(120):
+        assert writer.put(_entry(f"k{i}"))
+    assert writer.lookup(MAIN, "", "k119") in ((True, _entry("k119")), (False, None))
+    assert writer.flush(timeout=10)
+    assert writer.counts["writes_batched"] == 120
+    assert writer.counts["batches"] >= 3
+    assert store.count_rows() == 120
+    assert writer.lookup(MAIN, "", "k1") == (False, None)
+    assert writer.close(timeout=10)
+    assert writer.put(_entry("late")) is False  # refused after close, counted
+    assert writer.counts["dropped_writes"] == 1
+
+
+def test_writer_overflow_drops_and_counts(store: SQLiteStore) -> None:
+    gate = threading.Event()
+    writer = BatchWriter(store, L2Settings(max_pending=5, batch_interval_ms=0))
+    started = writer.call(lambda s: gate.wait(10), timeout=0)  # keeps the writer busy
+    assert started is None
+    results = [writer.put(_entry(f"k{i}")) for i in range(10)]
+    assert results.count(False) >= 4
+    assert writer.counts["dropped_writes"] == results.count(False)
+    assert writer.delete(MAIN, "", "k0") is True  # deletes are never dropped
+    gate.set()
+    assert writer.flush(timeout=10)
+    assert store.get(MAIN, "", "k0", NOW) is None
+    writer.close(timeout=10)
+
+
+def test_writer_call_runs_in_queue_order(store: SQLiteStore) -> None:
+    writer = BatchWriter(store, L2Settings(batch_interval_ms=10_000))
+    writer.put(_entry("k1"))
+    done = writer.call(lambda s: s.count_rows(), timeout=10)  # type: ignore[attr-defined]
+    assert done is not None and done.result == 1
+    writer.close(timeout=10)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_store_and_writer_reopen_after_fork(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "l2.db")
+    writer = BatchWriter(store, L2Settings(batch_interval_ms=1))
+    writer.put(_entry("parent"))
+    assert writer.flush(timeout=10)
+    assert store.get(MAIN, "", "parent", NOW) is not None  # parent has a reader connection
+    pid = os.fork()
+    if pid == 0:  # child: new connections, a new writer thread
+        ok = store.get(MAIN, "", "parent", NOW) is not None
+        ok = ok and writer.put(_entry("child")) and writer.flush(timeout=10)
+        ok = ok and store.get(MAIN, "", "child", NOW) is not None
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get(MAIN, "", "child", NOW) is not None
+    writer.close(timeout=10)
+    store.close()
