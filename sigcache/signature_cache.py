@@ -1,16 +1,21 @@
-"""The module API callers import (legacy-only form).
+"""The module API callers import: the phase proxy over a process-default `CacheFacade`.
 
-Every function works on a process-default legacy `SignatureCache`; the migration layer will put
-the phase proxy between. Observers registered with `add_observer` see every operation.
+The facade is built from the environment on first use (`get_cache_facade()`) and rebuilt by
+`reset_signature_cache()`. With no observer registered (`facade.direct`), a cache call is one
+attribute check and a direct call: on the legacy cache with migration mode off, else the adapter.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from sigcache.errors import ConfigError
+from sigcache.facade import CacheFacade, NewCacheFactory, PromotionGuard
 from sigcache.fingerprints import (
     extract_base_tool_id,
     generate_full_fingerprint,
@@ -18,8 +23,9 @@ from sigcache.fingerprints import (
     generate_multi_level_fingerprint,
     generate_session_fingerprint,
 )
-from sigcache.legacy import SignatureCache
-from sigcache.observers import Observer, ObserverList, OperationEvent
+from sigcache.interface import SignatureCacheProtocol, SignatureWithText
+from sigcache.migration_config import MigrationConfig
+from sigcache.observers import Observer
 
 __all__ = [
     "add_observer",
@@ -28,15 +34,20 @@ __all__ = [
     "cache_tool_signature",
     "cleanup_expired",
     "clear",
+    "disable_migration_mode",
+    "enable_migration_mode",
     "extract_base_tool_id",
     "generate_full_fingerprint",
     "generate_last_n_fingerprint",
     "generate_multi_level_fingerprint",
     "generate_session_fingerprint",
+    "get_cache_facade",
     "get_cache_stats",
     "get_cached_signature",
     "get_last_signature",
     "get_last_signature_with_text",
+    "get_migration_history",
+    "get_migration_status",
     "get_recent_signature",
     "get_recent_signature_with_text",
     "get_session_signature",
@@ -46,219 +57,259 @@ __all__ = [
     "get_tool_signature",
     "get_tool_signature_fuzzy",
     "invalidate",
+    "is_migration_mode_enabled",
     "remove_observer",
     "reset_cache_stats",
     "reset_signature_cache",
+    "set_migration_phase",
 ]
+
+log = logging.getLogger("sigcache.signature_cache")
 
 Clock = Callable[[], float]
 
 _lock = threading.Lock()
-_cache: SignatureCache | None = None
+_facade: CacheFacade | None = None
 _clock: Clock = time.time
-_observers = ObserverList()
+_environ: Mapping[str, str] | None = None  # None: os.environ at build time
+_factory: NewCacheFactory | None = None
+_guard: PromotionGuard | None = None
 
 
-def get_signature_cache() -> SignatureCache:
-    """The process-default legacy cache, built on first use."""
-    global _cache
-    cache = _cache
-    if cache is None:
+def _build() -> CacheFacade:
+    environ = os.environ if _environ is None else _environ
+    try:
+        config = MigrationConfig.from_env(environ)
+    except ConfigError as exc:
+        # A bad variable must not turn every cache call into an exception: run legacy only.
+        log.error("[CACHE_MIGRATION] invalid environment, using defaults: %s", exc)
+        config = MigrationConfig()
+    return CacheFacade(config, clock=_clock, new_cache_factory=_factory, promotion_guard=_guard)
+
+
+def get_cache_facade() -> CacheFacade:
+    """The process-default facade, built from the environment on first use."""
+    global _facade
+    facade = _facade
+    if facade is None:
         with _lock:
-            if _cache is None:
-                _cache = SignatureCache(clock=_clock)
-            cache = _cache
-    return cache
+            if _facade is None:
+                _facade = _build()
+            facade = _facade
+    return facade
 
 
-def reset_signature_cache(*, clock: Clock | None = None) -> None:
-    """Drop the process-default cache (and its observers); the next call builds a fresh one."""
-    global _cache, _clock
+def reset_signature_cache(
+    *,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    new_cache_factory: NewCacheFactory | None = None,
+    promotion_guard: PromotionGuard | None = None,
+) -> None:
+    """Close and drop the process-default facade (and its observers); the next call rebuilds it."""
+    global _facade, _clock, _environ, _factory, _guard
     with _lock:
-        _cache = None
+        old, _facade = _facade, None
         _clock = clock or time.time
-        _observers.clear()
+        _environ, _factory, _guard = environ, new_cache_factory, promotion_guard
+    if old is not None:
+        old.close()
+
+
+def get_signature_cache() -> SignatureCacheProtocol:
+    """The legacy cache of the process-default facade."""
+    return (_facade or get_cache_facade()).legacy
 
 
 def add_observer(observer: Observer) -> None:
     """Call `observer(event)` after every module-level cache operation."""
-    _observers.add(observer)
+    get_cache_facade().add_observer(observer)
 
 
 def remove_observer(observer: Observer) -> None:
     """Stop calling an observer."""
-    _observers.remove(observer)
+    get_cache_facade().remove_observer(observer)
 
 
-def _observed(op: str, call: Callable[[SignatureCache], Any], args: dict[str, Any]) -> Any:
-    cache = get_signature_cache()
-    if not _observers:
-        return call(cache)
-    started = _clock()
-    t0 = time.perf_counter()
-    result = call(cache)
-    latency_us = (time.perf_counter() - t0) * 1e6
-    event = OperationEvent(
-        op=op,
-        args=args,
-        result=result,
-        phase="LEGACY_ONLY",
-        t=started,
-        latency_us=latency_us,
-        source="legacy",
-        tier="legacy" if result not in (None, False) else None,
-    )
-    _observers.publish(event)
-    return result
+# -- migration control ------------------------------------------------------------------------
+
+
+def enable_migration_mode(*, actor: str = "code", reason: str = "") -> None:
+    """Route every call through the phase proxy."""
+    get_cache_facade().enable_migration_mode(actor=actor, reason=reason)
+
+
+def disable_migration_mode(*, actor: str = "code", reason: str = "") -> None:
+    """Instant rollback to legacy only, whatever the phase."""
+    get_cache_facade().disable_migration_mode(actor=actor, reason=reason)
+
+
+def is_migration_mode_enabled() -> bool:
+    """True while calls go through the phase proxy."""
+    return get_cache_facade().is_migration_mode_enabled()
+
+
+def set_migration_phase(
+    phase: object, *, actor: str = "code", reason: str = "", force: bool = False
+) -> None:
+    """Move to a phase (name, 1-4 or MigrationPhase): one step forward or any step back."""
+    get_cache_facade().set_migration_phase(phase, actor=actor, reason=reason, force=force)
+
+
+def get_migration_status() -> dict[str, Any]:
+    """Mode, phase, flags, stats, history and conflicts."""
+    return get_cache_facade().get_migration_status()
+
+
+def get_migration_history() -> list[dict[str, Any]]:
+    """Every audited phase and mode change, oldest first."""
+    return get_cache_facade().get_migration_history()
+
+
+def get_cache_stats() -> dict[str, Any]:
+    """Legacy stats shape plus the migration counters (numbers only)."""
+    return get_cache_facade().get_cache_stats()
+
+
+def reset_cache_stats() -> None:
+    """Zero every counter (legacy, new cache, migration)."""
+    get_cache_facade().reset_cache_stats()
+
+
+# -- cache operations: `f.direct` is the whole cost of the proxy with migration mode off --------
 
 
 def cache_signature(
     thinking_text: str, signature: str, model: str | None = None, owner_id: str | None = None
 ) -> bool:
     """Cache a signature for a thinking text."""
-    args: dict[str, Any] = {
-        "thinking_text": thinking_text,
-        "signature": signature,
-        "model": model,
-        "owner_id": owner_id,
-    }
-    return bool(_observed("cache_signature", lambda c: c.set(**args), args))
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.set(thinking_text, signature, model, owner_id)
+    return f.cache_signature(thinking_text, signature, model, owner_id)
 
 
 def get_cached_signature(thinking_text: str, owner_id: str | None = None) -> str | None:
     """The signature cached for a thinking text, or None."""
-    args: dict[str, Any] = {"thinking_text": thinking_text, "owner_id": owner_id}
-    result: str | None = _observed("get_cached_signature", lambda c: c.get(**args), args)
-    return result
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get(thinking_text, owner_id)
+    return f.get_cached_signature(thinking_text, owner_id)
 
 
 def invalidate(thinking_text: str) -> bool:
-    """Forget the signature of a thinking text."""
-    args: dict[str, Any] = {"thinking_text": thinking_text}
-    return bool(_observed("invalidate", lambda c: c.invalidate(thinking_text), args))
+    """Forget the signature of a thinking text (in every cache)."""
+    return get_cache_facade().invalidate(thinking_text)
 
 
 def clear() -> int:
     """Empty the main store; returns the number of entries removed."""
-    result: int = _observed("clear", lambda c: c.clear(), {})
-    return result
+    return get_cache_facade().clear()
 
 
 def cleanup_expired() -> int:
     """Remove expired entries; returns how many."""
-    result: int = _observed("cleanup_expired", lambda c: c.cleanup_expired(), {})
-    return result
-
-
-def get_cache_stats() -> dict[str, Any]:
-    """Counters of the cache."""
-    return get_signature_cache().get_stats()
-
-
-def reset_cache_stats() -> None:
-    """Zero the counters."""
-    get_signature_cache().reset_stats()
+    return get_cache_facade().cleanup_expired()
 
 
 def get_last_signature() -> str | None:
-    """The most recently written or read signature still live, or None."""
-    result: str | None = _observed("get_last_signature", lambda c: c.get_last_signature(), {})
-    return result
+    """The most recent live signature, or None."""
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_last_signature()
+    return f.get_last_signature()
 
 
-def get_last_signature_with_text() -> tuple[str, str] | None:
-    """(signature, thinking text) of the most recently touched live entry, or None."""
-    result: tuple[str, str] | None = _observed(
-        "get_last_signature_with_text", lambda c: c.get_last_signature_with_text(), {}
-    )
-    return result
+def get_last_signature_with_text() -> SignatureWithText | None:
+    """(signature, thinking text) of the most recent live entry, or None."""
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_last_signature_with_text()
+    return f.get_last_signature_with_text()
 
 
 def get_recent_signature(
     time_window_seconds: float = 300, client_type: str | None = None, owner_id: str | None = None
 ) -> str | None:
     """A signature written within the time window (tool, session, then main store)."""
-    args: dict[str, Any] = {
-        "time_window_seconds": time_window_seconds,
-        "client_type": client_type,
-        "owner_id": owner_id,
-    }
-    result: str | None = _observed(
-        "get_recent_signature", lambda c: c.get_recent_signature(**args), args
-    )
-    return result
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_recent_signature(time_window_seconds, client_type, owner_id)
+    return f.get_recent_signature(time_window_seconds, client_type, owner_id)
 
 
 def get_recent_signature_with_text(
     time_window_seconds: float = 300, client_type: str | None = None, owner_id: str | None = None
-) -> tuple[str, str] | None:
+) -> SignatureWithText | None:
     """(signature, text) written within the time window (main, then session store)."""
-    args: dict[str, Any] = {
-        "time_window_seconds": time_window_seconds,
-        "client_type": client_type,
-        "owner_id": owner_id,
-    }
-    result: tuple[str, str] | None = _observed(
-        "get_recent_signature_with_text", lambda c: c.get_recent_signature_with_text(**args), args
-    )
-    return result
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_recent_signature_with_text(time_window_seconds, client_type, owner_id)
+    return f.get_recent_signature_with_text(time_window_seconds, client_type, owner_id)
 
 
 def cache_tool_signature(tool_id: str, signature: str, owner_id: str | None = None) -> bool:
     """Cache a signature for a tool-call id."""
-    args: dict[str, Any] = {"tool_id": tool_id, "signature": signature, "owner_id": owner_id}
-    return bool(_observed("cache_tool_signature", lambda c: c.cache_tool_signature(**args), args))
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.cache_tool_signature(tool_id, signature, owner_id)
+    return f.cache_tool_signature(tool_id, signature, owner_id)
 
 
 def get_tool_signature(tool_id: str, owner_id: str | None = None) -> str | None:
     """The signature cached for a tool-call id, or None."""
-    args: dict[str, Any] = {"tool_id": tool_id, "owner_id": owner_id}
-    result: str | None = _observed(
-        "get_tool_signature", lambda c: c.get_tool_signature(**args), args
-    )
-    return result
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_tool_signature(tool_id, owner_id)
+    return f.get_tool_signature(tool_id, owner_id)
 
 
 def get_tool_signature_fuzzy(tool_id: str, max_candidates: int = 5) -> str | None:
     """Exact id, then its base id, then similar ids, newest first."""
-    return get_signature_cache().get_tool_signature_fuzzy(tool_id, max_candidates)
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_tool_signature_fuzzy(tool_id, max_candidates)
+    return f.get_tool_signature_fuzzy(tool_id, max_candidates)
 
 
 def cache_session_signature(
     session_id: str, signature: str, thinking_text: str = "", owner_id: str | None = None
 ) -> bool:
     """Cache a signature (and its thinking text) for a session id."""
-    args: dict[str, Any] = {
-        "session_id": session_id,
-        "signature": signature,
-        "thinking_text": thinking_text,
-        "owner_id": owner_id,
-    }
-    return bool(
-        _observed("cache_session_signature", lambda c: c.cache_session_signature(**args), args)
-    )
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.cache_session_signature(session_id, signature, thinking_text, owner_id)
+    return f.cache_session_signature(session_id, signature, thinking_text, owner_id)
 
 
 def get_session_signature(session_id: str, owner_id: str | None = None) -> str | None:
     """The signature cached for a session id, or None."""
-    args: dict[str, Any] = {"session_id": session_id, "owner_id": owner_id}
-    result: str | None = _observed(
-        "get_session_signature", lambda c: c.get_session_signature(**args), args
-    )
-    return result
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_session_signature(session_id, owner_id)
+    return f.get_session_signature(session_id, owner_id)
 
 
 def get_session_signature_with_text(
     session_id: str, owner_id: str | None = None
-) -> tuple[str, str] | None:
+) -> SignatureWithText | None:
     """(signature, thinking text) cached for a session id, or None."""
-    args: dict[str, Any] = {"session_id": session_id, "owner_id": owner_id}
-    result: tuple[str, str] | None = _observed(
-        "get_session_signature_with_text",
-        lambda c: c.get_session_signature_with_text(**args),
-        args,
-    )
-    return result
+    f = _facade or get_cache_facade()
+    d = f.direct
+    if d is not None:
+        return d.get_session_signature_with_text(session_id, owner_id)
+    return f.get_session_signature_with_text(session_id, owner_id)
 
 
 def get_session_signature_multi_level(
