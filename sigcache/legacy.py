@@ -124,7 +124,7 @@ class SignatureCache:
         if text is None or not _text(signature) or not _owner_ok(owner_id):
             return False
         if not is_valid_signature(signature):
-            log.warning("[SIGNATURE_CACHE] write skipped: invalid signature format")
+            log.debug("[SIGNATURE_CACHE] write skipped: invalid signature format")
             return False
         key = self._key(text)
         if not key:
@@ -163,7 +163,7 @@ class SignatureCache:
             if entry is not None and _owners_conflict(owner_id, entry.owner_id):
                 entry = None
             if entry is not None and normalize_thinking_text(entry.thinking_text) != normalized:
-                log.warning("[SIGNATURE_CACHE] key collision: key=%s", key[:16])
+                log.debug("[SIGNATURE_CACHE] key collision: key=%s", key[:16])
                 entry = None
             if entry is None:
                 self._stats.misses += 1

@@ -50,7 +50,7 @@ class ObserverList:
     def remove(self, observer: Observer) -> None:
         """Unregister an observer; unknown ones are ignored."""
         with self._lock:
-            self._observers = tuple(o for o in self._observers if o is not observer)
+            self._observers = tuple(o for o in self._observers if o != observer)
 
     def clear(self) -> None:
         """Drop every observer."""

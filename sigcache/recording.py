@@ -275,7 +275,7 @@ class RecordingReader:
             except RecordingError as exc:
                 raise RecordingError(f"bad header: {exc}", line=1) from None
         except BaseException:
-            self._file.close()
+            self.close()  # the gzip wrapper does not close the raw file it was given
             raise
 
     def _open(self) -> _Stream:

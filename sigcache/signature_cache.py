@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sigcache.errors import ConfigError
+from sigcache.errors import ConfigError, SigcacheError
 from sigcache.facade import CacheFacade, NewCacheFactory, PromotionGuard
 from sigcache.fingerprints import (
     extract_base_tool_id,
@@ -23,9 +23,11 @@ from sigcache.fingerprints import (
     generate_multi_level_fingerprint,
     generate_session_fingerprint,
 )
+from sigcache.gate_guard import guard_from_env
 from sigcache.interface import SignatureCacheProtocol, SignatureWithText
 from sigcache.migration_config import MigrationConfig
 from sigcache.observers import Observer
+from sigcache.recorder import Recorder
 
 __all__ = [
     "add_observer",
@@ -74,6 +76,7 @@ _clock: Clock = time.time
 _environ: Mapping[str, str] | None = None  # None: os.environ at build time
 _factory: NewCacheFactory | None = None
 _guard: PromotionGuard | None = None
+_recorder: Recorder | None = None
 
 
 def _build() -> CacheFacade:
@@ -84,7 +87,35 @@ def _build() -> CacheFacade:
         # A bad variable must not turn every cache call into an exception: run legacy only.
         log.error("[CACHE_MIGRATION] invalid environment, using defaults: %s", exc)
         config = MigrationConfig()
-    return CacheFacade(config, clock=_clock, new_cache_factory=_factory, promotion_guard=_guard)
+    facade = CacheFacade(
+        config, clock=_clock, new_cache_factory=_factory, promotion_guard=_default_guard(environ)
+    )
+    _attach_recorder(facade, environ)
+    return facade
+
+
+def _default_guard(environ: Mapping[str, str]) -> PromotionGuard:
+    """The injected guard, else gate verdicts from SIGCACHE_GATE_DIR (default ./reports)."""
+    if _guard is not None:
+        return _guard
+    try:
+        return guard_from_env(environ, clock=_clock)
+    except ConfigError as exc:
+        log.error("[CACHE_MIGRATION] invalid gate settings, using defaults: %s", exc)
+        return guard_from_env({}, clock=_clock)
+
+
+def _attach_recorder(facade: CacheFacade, environ: Mapping[str, str]) -> None:
+    """Record every operation when SIGCACHE_RECORD names a file."""
+    global _recorder
+    try:
+        recorder = Recorder.from_env(environ)
+    except SigcacheError as exc:
+        log.error("[CACHE_MIGRATION] recording disabled: %s", exc)
+        return
+    if recorder is not None:
+        _recorder = recorder
+        facade.add_observer(recorder)
 
 
 def get_cache_facade() -> CacheFacade:
@@ -107,13 +138,16 @@ def reset_signature_cache(
     promotion_guard: PromotionGuard | None = None,
 ) -> None:
     """Close and drop the process-default facade (and its observers); the next call rebuilds it."""
-    global _facade, _clock, _environ, _factory, _guard
+    global _facade, _clock, _environ, _factory, _guard, _recorder
     with _lock:
         old, _facade = _facade, None
         _clock = clock or time.time
         _environ, _factory, _guard = environ, new_cache_factory, promotion_guard
+        recorder, _recorder = _recorder, None
     if old is not None:
         old.close()
+    if recorder is not None:
+        recorder.close()
 
 
 def get_signature_cache() -> SignatureCacheProtocol:

@@ -406,7 +406,9 @@ def test_module_builds_from_env_and_resets(module_env: Any, tmp_path: Path) -> N
     assert sc.get_migration_status()["phase"] == "DUAL_WRITE"
     assert sc.cache_signature(TEXT, SIG_A) and sc.get_cached_signature(TEXT) == SIG_A
     assert sc.get_cache_stats()["dual_write_stats"]["dual_writes"] == 1
-    sc.set_migration_phase("NEW_PREFERRED", actor="test")
+    with pytest.raises(GateRefusedError):  # the default guard wants a gate verdict
+        sc.set_migration_phase("NEW_PREFERRED", actor="test")
+    sc.set_migration_phase("NEW_PREFERRED", actor="test", force=True, reason="no gate here")
     sc.disable_migration_mode(actor="test")
     assert [h["actor"] for h in sc.get_migration_history()] == ["test", "test"]
     first = sc.get_cache_facade()

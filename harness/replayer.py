@@ -1,0 +1,284 @@
+"""Replay a recording under each phase: fresh stacks on one virtual clock, a legacy control, A/A.
+
+One pass over the recording feeds every event, in order, to one stack per phase (a `CacheFacade`
+with an empty temporary L2, migration mode on, started in that phase), to a plain legacy control and
+to a second legacy cache (the A/A check). Reads are classified by `harness.compare`; every event
+becomes one row per phase in a columnar results file. Memory stays flat in the recording's length:
+events stream from the file and rows stream to Parquet in batches.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.compare import Observation, Oracle, ReadFacts, classify, signature_of
+from harness.replay_ops import OPS, call_legacy
+from harness.results import ResultsWriter
+from harness.run_state import Diagnostics, PhaseStack, build_stack
+from sigcache.keys import is_valid_signature, legacy_key, normalize_thinking_text, short_hash
+from sigcache.legacy import SignatureCache
+from sigcache.phases import MigrationPhase
+from sigcache.recording import RecordedEvent, RecordingHeader, read_recording
+
+__all__ = ["ReplayOptions", "ReplayOutcome", "replay"]
+
+ALL_PHASES = tuple(MigrationPhase)
+_EPOCH = 1_700_000_000.0  # virtual start; only differences between event times matter
+
+
+class VirtualClock:
+    """The replay clock: set to each event's recorded time before the event runs."""
+
+    def __init__(self, now: float = _EPOCH) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """How to replay: phases, the candidate new cache, where results go."""
+
+    phases: Sequence[MigrationPhase] = ALL_PHASES
+    new_cache_factory: Callable[..., Any] | None = None
+    results_path: Path | None = None
+    skip_bad_lines: bool = False
+    progress: Callable[[int], None] | None = None  # called with the number of events done
+
+
+@dataclass(slots=True)
+class ReplayOutcome:
+    """What a replay produced: the header, event count, results file, skipped lines."""
+
+    header: RecordingHeader
+    events: int
+    results_path: Path
+    skipped_lines: int = 0
+    phases: list[str] = field(default_factory=list)
+
+
+class _MissReasons:
+    """Why the legacy control misses a text it was given: expiry, prefix collision or eviction."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._slot_owner: dict[str, str] = {}  # legacy key -> normalised text last written there
+
+    def note_write(self, text: object) -> None:
+        if isinstance(text, str):
+            normalized = normalize_thinking_text(text)
+            if normalized:
+                self._slot_owner[legacy_key(normalized)] = normalized
+
+    def forget(self) -> None:
+        self._slot_owner.clear()
+
+    def reason(self, oracle: Oracle, text: object, owner: Any, now: float) -> str | None:
+        if not isinstance(text, str) or not normalize_thinking_text(text):
+            return None
+        normalized = normalize_thinking_text(text)
+        slot = self._slot_owner.get(legacy_key(normalized))
+        if slot is not None and slot != normalized:
+            return "prefix_collision"
+        times = [
+            t
+            for sig in oracle.signatures_for("main", text, owner)
+            for t in oracle.write_times("main", text, owner, sig)
+        ]
+        if not times:
+            return None
+        return "expiry" if now - max(times) > self._ttl else "eviction"
+
+
+def _observe(call: Callable[[], Any]) -> Observation:
+    start = time.perf_counter()
+    try:
+        value = call()
+    except Exception as exc:  # the stack's errors are findings, never crashes of the replay
+        return Observation(
+            None, f"{type(exc).__name__}: {exc}", (time.perf_counter() - start) * 1e6
+        )
+    return Observation(_as_answer(value), None, (time.perf_counter() - start) * 1e6)
+
+
+def _as_answer(value: Any) -> Any:
+    if isinstance(value, list) and len(value) == 2:
+        return (value[0], value[1])
+    return value
+
+
+def _record_write(oracle: Oracle, misses: _MissReasons, event: RecordedEvent) -> None:
+    spec = OPS[event.op]
+    key = event.args.get(spec.key_arg or "")
+    signature = event.args.get("signature")
+    if not isinstance(key, str) or not key or not is_valid_signature(signature):
+        return
+    assert isinstance(signature, str)
+    oracle.record_write(spec.store or "main", key, signature, event.args.get("owner_id"), event.t)
+    if spec.store == "main":
+        misses.note_write(key)
+
+
+def _facts(
+    oracle: Oracle,
+    event: RecordedEvent,
+    stack: Observation,
+    control: Observation,
+    miss_reason: str | None,
+) -> Any:
+    spec = OPS[event.op]
+    owner = event.args.get("owner_id")
+    if spec.key_arg is not None:
+        key = event.args.get(spec.key_arg)
+        return oracle.facts(
+            spec.oracle_store or "main", str(key), owner, stack, control, miss_reason=miss_reason
+        )
+    return _unkeyed_facts(oracle, spec.oracle_store or "main", owner, stack, control)
+
+
+def _writers(oracle: Oracle, store: str, signature: str | None) -> frozenset[Any]:
+    if signature is None:
+        return frozenset()
+    stores = ("main", "tool", "session") if store == "any" else (store,)
+    return frozenset().union(*(oracle.writers_of(s, signature) for s in stores))
+
+
+def _unkeyed_facts(
+    oracle: Oracle, store: str, owner: Any, stack: Observation, control: Observation
+) -> ReadFacts:
+    """Facts for last/recent reads, which name no key.
+
+    The stack's answer is legitimate when the caller's owner wrote that signature. The control's
+    answer crossed owners when anyone else wrote it too: legacy's look-ups ignore owners in the
+    tool and session tiers, so its answer may have come from the other owner's entry.
+    """
+    stack_writers = _writers(oracle, store, signature_of(stack.value)) if stack.hit else None
+    control_writers = _writers(oracle, store, signature_of(control.value)) if control.hit else None
+    foreign = stack_writers is not None and owner not in stack_writers
+    crossed = control_writers is not None and any(w != owner for w in control_writers)
+    return ReadFacts(
+        stack_answer_legitimate=not foreign,
+        control_crossed="owner" if crossed else None,
+        foreign_reason=("owner" if stack_writers else "never_written") if foreign else None,
+    )
+
+
+def _classify(
+    oracle: Oracle,
+    event: RecordedEvent,
+    stack: Observation,
+    control: Observation,
+    diag: Diagnostics,
+    miss_reason: str | None,
+) -> tuple[str, str | None]:
+    """Classify one read. The oracle judges what the new cache answered; an answer the stack took
+    from the legacy cache is legacy behaviour (permissive owners included), judged against the
+    control, so a phase still reading legacy is not failed for what legacy always did."""
+    facts = _facts(oracle, event, stack, control, miss_reason)
+    if diag.source == "legacy":
+        facts = replace(facts, stack_answer_legitimate=True, foreign_reason=None)
+    cls, reason = classify(stack, control, facts)
+    if cls == "legacy_only_hit" and reason is None and diag.shadow_error:
+        reason = "new_cache_error"  # the adapter turned the new cache's failure into a miss
+    if cls == "match" and facts.control_crossed is not None:
+        reason = f"legacy_crossed_{facts.control_crossed}"
+    return cls, reason
+
+
+def _text_hash(event: RecordedEvent) -> str | None:
+    spec = OPS[event.op]
+    key = event.args.get(spec.key_arg or "")
+    return short_hash(key) if isinstance(key, str) and key else None
+
+
+def _run_event(
+    event: RecordedEvent,
+    stacks: Sequence[PhaseStack],
+    control: SignatureCache,
+    aa: SignatureCache,
+    oracle: Oracle,
+    misses: _MissReasons,
+    writer: ResultsWriter,
+    now: float,
+) -> None:
+    spec = OPS[event.op]
+    control_obs = _observe(lambda: call_legacy(control, event.op, event.args))
+    aa_obs = _observe(lambda: call_legacy(aa, event.op, event.args))
+    recorded = _as_answer(event.result)
+    if spec.kind == "write":
+        _record_write(oracle, misses, event)
+    elif event.op == "clear":
+        misses.forget()
+    miss_reason = None
+    if spec.kind == "read" and spec.store == "main" and not control_obs.hit:
+        miss_reason = misses.reason(
+            oracle, event.args.get("thinking_text"), event.args.get("owner_id"), now
+        )
+    for stack in stacks:
+        stack_obs = _observe(lambda s=stack: s.call(event.op, event.args))  # type: ignore[misc]
+        diag = stack.last_diagnostics()
+        cls = reason = None
+        if spec.kind == "read":
+            cls, reason = _classify(oracle, event, stack_obs, control_obs, diag, miss_reason)
+        writer.add(
+            phase=stack.phase.name,
+            seq=event.seq,
+            t=event.t,
+            op=event.op,
+            kind=spec.kind,
+            store=spec.store,
+            cls=cls,
+            reason=reason,
+            stack_hit=stack_obs.hit,
+            control_hit=control_obs.hit,
+            aa_equal=aa_obs.value == control_obs.value,
+            recorded_equal=(stack_obs.value == recorded if event.phase == "LEGACY_ONLY" else None),
+            control_recorded_equal=(
+                control_obs.value == recorded if event.phase == "LEGACY_ONLY" else None
+            ),
+            source=diag.source,
+            tier=diag.tier,
+            fallback=diag.fallback,
+            read_repair=diag.read_repair,
+            shadow_error=diag.shadow_error,
+            error=stack_obs.error,
+            latency_us=stack_obs.latency_us if diag.latency_us is None else diag.latency_us,
+            control_latency_us=control_obs.latency_us,
+            text_hash=_text_hash(event),
+        )
+
+
+def replay(recording: Path, options: ReplayOptions | None = None) -> ReplayOutcome:
+    """Replay a recording under each requested phase; write per-event results to Parquet."""
+    options = options or ReplayOptions()
+    clock = VirtualClock()
+    oracle = Oracle()
+    control = SignatureCache(clock=clock)
+    aa = SignatureCache(clock=clock)
+    misses = _MissReasons(SignatureCache.DEFAULT_TTL_SECONDS)
+    results_path = options.results_path or Path(tempfile.mkdtemp()) / "results.parquet"
+    with ExitStack() as exits:
+        workdir = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="sigcache-replay-")))
+        stacks = [
+            exits.enter_context(build_stack(phase, workdir, clock, options.new_cache_factory))
+            for phase in options.phases
+        ]
+        writer = exits.enter_context(ResultsWriter(results_path))
+        header, reader = read_recording(recording, skip_bad_lines=options.skip_bad_lines)
+        exits.callback(reader.close)
+        count = 0
+        for event in reader:
+            clock.now = _EPOCH + event.t
+            _run_event(event, stacks, control, aa, oracle, misses, writer, clock.now)
+            count += 1
+            if options.progress is not None and count % 1000 == 0:
+                options.progress(count)
+        skipped = reader.skipped_lines
+    return ReplayOutcome(header, count, results_path, skipped, [p.name for p in options.phases])
