@@ -1,0 +1,77 @@
+"""The bench report on a tiny synthetic pytest-benchmark JSON (fast; in the default suite)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.bench_report import load_rows, main, percentile, render, targets
+
+
+def _bench(group: str, label: str, data: list[float], **extra: Any) -> dict[str, Any]:
+    ordered = sorted(data)
+    return {
+        "group": group,
+        "name": f"test_{label.replace(' ', '_')}",
+        "extra_info": {"label": label, **extra},
+        "stats": {
+            "median": ordered[len(ordered) // 2],
+            "max": ordered[-1],
+            "rounds": len(data),
+            "iterations": 10,
+            "data": data,
+        },
+    }
+
+
+def _document() -> dict[str, Any]:
+    goal = {"goal": "tier <= 2x bare", "vs": "bare", "max_ratio": 2.0}
+    return {
+        "datetime": "2026-01-01T00:00:00",
+        "machine_info": {
+            "node": "box",
+            "python_version": "3.11.9",
+            "cpu_count": 2,
+            "versions": {"sqlite": "3.45.0"},
+        },
+        "commit_info": {"id": "0123456789abcdef", "dirty": True},
+        "benchmarks": [
+            _bench("L1: get-hit", "bare", [1e-6] * 99 + [5e-6], baseline=True),
+            _bench("L1: get-hit", "tier", [3e-6] * 100, targets=[goal]),
+            _bench("L2: set", "batch", [256e-6] * 5, baseline=True, ops_per_call=256),
+            _bench("scaling: L1 hit", "n=1000", [1e-6] * 5, baseline=True, entries=1000),
+            _bench("scaling: L1 hit", "n=10000", [2e-6] * 5, entries=10000),
+        ],
+    }
+
+
+def test_percentile_interpolates() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_rows_ratios_and_targets() -> None:
+    rows = {row.label: row for row in load_rows(_document())}
+    assert rows["bare"].p99 == pytest.approx(1e-6 + 0.01 * 4e-6)  # rank 98.01 of 100
+    assert rows["batch"].median == pytest.approx(1e-6)  # per operation, not per call
+    [result] = targets(load_rows(_document()))
+    assert result.ratio == pytest.approx(3.0) and result.holds is False
+
+
+def test_render_and_main_write_markdown_and_png(tmp_path: Path) -> None:
+    text = render(_document(), "bench.json")
+    assert "| tier | 3.000 | 3.000 | 3.000 | 3.000 | 100 | 3.00x |" in text
+    assert "**missed**" in text and "sqlite 3.45.0" in text and "(dirty)" in text
+    source = tmp_path / "bench.json"
+    source.write_text(json.dumps(_document()), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main([str(source), "--out", str(out)]) == 0
+    assert (out / "bench.md").read_text(encoding="utf-8").startswith("# Benchmark report")
+    assert (out / "bench-medians.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "bench-scaling.png").stat().st_size > 0
+    assert main([str(tmp_path / "missing.json"), "--out", str(out)]) == 65
