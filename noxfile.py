@@ -1,4 +1,5 @@
-"""Nox sessions: tests, lint, typecheck (more arrive with the harness and the benchmarks)."""
+"""Nox sessions for sigcache: tests, lint and typecheck by default; replay, report, gate, bench
+and soak on demand. Dependencies come from pyproject (the `dev` extra); posargs pass through."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
+PHASES = ["LEGACY_ONLY", "DUAL_WRITE", "NEW_PREFERRED", "NEW_ONLY"]
+RECORDING = "recordings/large.jsonl.gz"
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the default test suite (fast; long runs live in their own sessions)."""
-    session.install("-e", ".[dev]")
+    """The default test suite (fast; long runs live in their own sessions)."""
+    _install(session)
     session.run("pytest", *session.posargs)
 
 
@@ -28,5 +35,63 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """Mypy in strict mode over both packages."""
-    session.install("-e", ".[dev]")
+    _install(session)
     session.run("mypy", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+@nox.parametrize("phase", PHASES)
+def replay(session: nox.Session, phase: str) -> None:
+    """Replay the committed recording under one phase; write the report and its gate verdict."""
+    _install(session)
+    recording = session.posargs[0] if session.posargs else RECORDING
+    session.run("sigcache-harness", "replay", recording, "--phase", phase)
+
+
+@nox.session(python=PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """Rebuild the latest report from its results (or `-- RESULTS --recording R`)."""
+    _install(session)
+    session.run("sigcache-harness", "report", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+@nox.parametrize("phase", PHASES)
+def gate(session: nox.Session, phase: str) -> None:
+    """Judge the latest report for a promotion to one phase; fails unless the gate passes."""
+    _install(session)
+    session.run("sigcache-harness", "gate", *session.posargs, "--to", phase)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """The pytest-benchmark suite (about 3 minutes); JSON and report under reports/bench/."""
+    _install(session)
+    session.run(
+        "python",
+        "-c",
+        "import pathlib; pathlib.Path('reports/bench').mkdir(parents=True, exist_ok=True)",
+    )
+    session.run(
+        "pytest",
+        "tests/benchmarks",
+        "--benchmark-enable",
+        "--benchmark-json",
+        "reports/bench/bench.json",
+        "--benchmark-min-time=0.0001",
+        "--benchmark-max-time=0.5",
+        "--benchmark-warmup=on",
+        "--benchmark-warmup-iterations=1000",
+        "-q",
+        *session.posargs,
+    )
+    session.run("sigcache-harness", "report", "--bench", "reports/bench/bench.json")
+
+
+@nox.session(python=PYTHON, default=False)
+def soak(session: nox.Session) -> None:
+    """Long reliability runs: many crash rounds, longer load (SIGCACHE_SOAK=1)."""
+    _install(session)
+    session.run(
+        "pytest", "tests/reliability", "-m", "slow", *session.posargs, env={"SIGCACHE_SOAK": "1"}
+    )

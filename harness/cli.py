@@ -56,19 +56,42 @@ def _add_replay(sub: Any) -> None:
 
 def _add_report(sub: Any) -> None:
     p = sub.add_parser("report", help="rebuild a report from a results file")
-    p.add_argument("results", type=Path, help="results.parquet written by replay")
-    p.add_argument("--recording", type=Path, required=True, help="the recording replayed")
+    p.add_argument(
+        "results",
+        type=Path,
+        nargs="?",
+        help="results.parquet written by replay (default: the latest report's)",
+    )
+    p.add_argument(
+        "--recording",
+        type=Path,
+        help="the recording replayed (default: the one the latest summary names)",
+    )
+    p.add_argument(
+        "--bench",
+        type=Path,
+        nargs="*",
+        metavar="JSON",
+        help="instead: a bench report from pytest-benchmark JSON files",
+    )
     p.add_argument("--out", type=Path, help="output directory (default: beside the results)")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="reports root directory")
     p.add_argument("--thresholds", type=Path, help="gate thresholds TOML (default: shipped)")
     p.set_defaults(func=commands.cmd_report)
 
 
 def _add_gate(sub: Any) -> None:
     p = sub.add_parser("gate", help="judge a report for a promotion; exit 0 pass, 1 fail, 2 inc.")
-    p.add_argument("report", type=Path, help="a report directory or its summary.json")
+    p.add_argument(
+        "report",
+        type=Path,
+        nargs="?",
+        help="a report directory or its summary.json (default: the latest report)",
+    )
     p.add_argument("--to", dest="target", required=True, metavar="PHASE", help="target phase")
     p.add_argument("--thresholds", type=Path, help="gate thresholds TOML (default: shipped)")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="reports root directory")
     p.set_defaults(func=commands.cmd_gate)
 
 

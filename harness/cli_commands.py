@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.gate import Verdict, evaluate, gate_exit_code, load_thresholds, write_gate_json
-from harness.pipeline import gate_path, run_job, summarize_results
+from harness.pipeline import gate_path, latest_report, run_job, summarize_results
 from harness.report import read_results, write_report
 from sigcache.errors import ConfigError
 from sigcache.phases import MigrationPhase, parse_phase
@@ -125,11 +125,21 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     """Rebuild the report (and the gate verdicts of every phase) from a results file."""
-    out = args.out or args.results.parent
-    summary = summarize_results(args.results, args.recording)
+    if args.bench is not None:
+        from harness.bench_report import main as bench_main
+
+        paths = [str(p) for p in args.bench] or ["reports/bench/bench.json"]
+        return bench_main([*paths, "--out", str(args.out or Path("reports/bench"))])
+    results = args.results or latest_report(args.reports) / "results.parquet"
+    recording = args.recording
+    if recording is None:
+        summary_path = results.parent / "summary.json"
+        recording = Path(_load_summary(summary_path)[0]["recording"])
+    out = args.out or results.parent
+    summary = summarize_results(results, recording)
     thresholds = load_thresholds(args.thresholds)
     verdicts = tuple(evaluate(summary, name, thresholds) for name in summary["phases"])
-    write_report(read_results(args.results), summary, verdicts, out)
+    write_report(read_results(results), summary, verdicts, out)
     console.print(phase_table(summary, verdicts))
     console.print(f"report: {out / 'report.md'}")
     return 0
@@ -145,7 +155,7 @@ def _load_summary(report: Path) -> tuple[dict[str, Any], Path]:
 
 def cmd_gate(args: argparse.Namespace, console: Console) -> int:
     """Judge a report for a promotion and write gate-<PHASE>.json next to it."""
-    summary, report_dir = _load_summary(args.report)
+    summary, report_dir = _load_summary(args.report or latest_report(args.reports))
     target = parse_phase(args.target)
     verdict = evaluate(summary, target.name, load_thresholds(args.thresholds))
     recording = Path(summary.get("recording", ""))

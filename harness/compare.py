@@ -199,6 +199,29 @@ class Oracle:
             miss_reason=miss_reason,
         )
 
+    def prune(self, before: float) -> int:
+        """Forget writes made before `before` (no cache may still serve them); returns how many.
+
+        Keeps the oracle's memory bounded by the live window, not the recording's length.
+        """
+        dropped = 0
+        for where in list(self._writes):
+            signatures = self._writes[where]
+            for signature in list(signatures):
+                times = [t for t in signatures[signature] if t >= before]
+                if times:
+                    signatures[signature] = times
+                    continue
+                dropped += 1
+                del signatures[signature]
+                places = self._by_signature[(where[0], signature)]
+                places.discard((where[1], where[2]))
+                if not places:
+                    del self._by_signature[(where[0], signature)]
+            if not signatures:
+                del self._writes[where]
+        return dropped
+
     def __len__(self) -> int:
         """Number of distinct (store, key, owner, signature) writes recorded."""
         return sum(len(sigs) for sigs in self._writes.values())

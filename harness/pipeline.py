@@ -23,6 +23,7 @@ __all__ = [
     "JobResult",
     "file_digest",
     "gate_path",
+    "latest_report",
     "load_factory",
     "report_dir_for",
     "run_job",
@@ -79,6 +80,14 @@ def gate_path(report_dir: Path, phase: MigrationPhase | str) -> Path:
     """Where the gate verdict for a target phase is written inside a report directory."""
     name = phase.name if isinstance(phase, MigrationPhase) else str(phase).upper()
     return report_dir / f"gate-{name}.json"
+
+
+def latest_report(root: Path = Path("reports")) -> Path:
+    """The most recently written report directory under `root` (one holding summary.json)."""
+    found = sorted(root.glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ConfigError(f"no report under {root}/: run `sigcache-harness replay` first")
+    return found[-1].parent
 
 
 def summarize_results(results: Path, recording: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from harness.results import ResultsWriter
 from harness.run_state import Diagnostics, PhaseStack, build_stack
 from sigcache.keys import is_valid_signature, legacy_key, normalize_thinking_text, short_hash
 from sigcache.legacy import SignatureCache
+from sigcache.migration_config import MigrationConfig
 from sigcache.phases import MigrationPhase
 from sigcache.recording import RecordedEvent, RecordingHeader, read_recording
 
@@ -30,6 +31,11 @@ __all__ = ["ReplayOptions", "ReplayOutcome", "replay"]
 
 ALL_PHASES = tuple(MigrationPhase)
 _EPOCH = 1_700_000_000.0  # virtual start; only differences between event times matter
+# Writes older than the longest TTL of any cache under test cannot be served legitimately, so the
+# oracle forgets them: its memory follows the live window, not the recording's length. A cache
+# that still serves one is reported `foreign` (never_written), which it is in effect.
+_ORACLE_HORIZON = 2 * max(MigrationConfig().new_l2_ttl_seconds, SignatureCache.DEFAULT_TTL_SECONDS)
+_PRUNE_EVERY = 20_000
 
 
 class VirtualClock:
@@ -69,23 +75,30 @@ class _MissReasons:
 
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
-        self._slot_owner: dict[str, str] = {}  # legacy key -> normalised text last written there
+        # legacy key -> (normalised text last written there, when)
+        self._slot_owner: dict[str, tuple[str, float]] = {}
 
-    def note_write(self, text: object) -> None:
+    def note_write(self, text: object, t: float) -> None:
         if isinstance(text, str):
             normalized = normalize_thinking_text(text)
             if normalized:
-                self._slot_owner[legacy_key(normalized)] = normalized
+                self._slot_owner[legacy_key(normalized)] = (normalized, t)
 
     def forget(self) -> None:
         self._slot_owner.clear()
+
+    def prune(self, before: float) -> None:
+        """Forget slots written before `before`: legacy has expired them anyway."""
+        stale = [key for key, (_, t) in self._slot_owner.items() if t < before]
+        for key in stale:
+            del self._slot_owner[key]
 
     def reason(self, oracle: Oracle, text: object, owner: Any, now: float) -> str | None:
         if not isinstance(text, str) or not normalize_thinking_text(text):
             return None
         normalized = normalize_thinking_text(text)
         slot = self._slot_owner.get(legacy_key(normalized))
-        if slot is not None and slot != normalized:
+        if slot is not None and slot[0] != normalized:
             return "prefix_collision"
         times = [
             t
@@ -123,7 +136,7 @@ def _record_write(oracle: Oracle, misses: _MissReasons, event: RecordedEvent) ->
     assert isinstance(signature, str)
     oracle.record_write(spec.store or "main", key, signature, event.args.get("owner_id"), event.t)
     if spec.store == "main":
-        misses.note_write(key)
+        misses.note_write(key, event.t)
 
 
 def _facts(
@@ -211,7 +224,6 @@ def _run_event(
     spec = OPS[event.op]
     control_obs = _observe(lambda: call_legacy(control, event.op, event.args))
     aa_obs = _observe(lambda: call_legacy(aa, event.op, event.args))
-    recorded = _as_answer(event.result)
     if spec.kind == "write":
         _record_write(oracle, misses, event)
     elif event.op == "clear":
@@ -221,37 +233,39 @@ def _run_event(
         miss_reason = misses.reason(
             oracle, event.args.get("thinking_text"), event.args.get("owner_id"), now
         )
+    # Columns shared by every phase's row, computed once per event.
+    recorded = _as_answer(event.result)
+    under_legacy = event.phase == "LEGACY_ONLY"
+    head = (event.seq, event.t, event.op, spec.kind, spec.store)
+    control_cols = (control_obs.hit, aa_obs.value == control_obs.value)
+    control_recorded = control_obs.value == recorded if under_legacy else None
+    text_hash = _text_hash(event)
     for stack in stacks:
         stack_obs = _observe(lambda s=stack: s.call(event.op, event.args))  # type: ignore[misc]
         diag = stack.last_diagnostics()
         cls = reason = None
         if spec.kind == "read":
             cls, reason = _classify(oracle, event, stack_obs, control_obs, diag, miss_reason)
-        writer.add(
-            phase=stack.phase.name,
-            seq=event.seq,
-            t=event.t,
-            op=event.op,
-            kind=spec.kind,
-            store=spec.store,
-            cls=cls,
-            reason=reason,
-            stack_hit=stack_obs.hit,
-            control_hit=control_obs.hit,
-            aa_equal=aa_obs.value == control_obs.value,
-            recorded_equal=(stack_obs.value == recorded if event.phase == "LEGACY_ONLY" else None),
-            control_recorded_equal=(
-                control_obs.value == recorded if event.phase == "LEGACY_ONLY" else None
-            ),
-            source=diag.source,
-            tier=diag.tier,
-            fallback=diag.fallback,
-            read_repair=diag.read_repair,
-            shadow_error=diag.shadow_error,
-            error=stack_obs.error,
-            latency_us=stack_obs.latency_us if diag.latency_us is None else diag.latency_us,
-            control_latency_us=control_obs.latency_us,
-            text_hash=_text_hash(event),
+        writer.add_row(
+            (
+                stack.phase.name,
+                *head,
+                cls,
+                reason,
+                stack_obs.hit,
+                *control_cols,
+                stack_obs.value == recorded if under_legacy else None,
+                control_recorded,
+                diag.source,
+                diag.tier,
+                diag.fallback,
+                diag.read_repair,
+                diag.shadow_error,
+                stack_obs.error,
+                stack_obs.latency_us if diag.latency_us is None else diag.latency_us,
+                control_obs.latency_us,
+                text_hash,
+            )
         )
 
 
@@ -278,6 +292,9 @@ def replay(recording: Path, options: ReplayOptions | None = None) -> ReplayOutco
             clock.now = _EPOCH + event.t
             _run_event(event, stacks, control, aa, oracle, misses, writer, clock.now)
             count += 1
+            if count % _PRUNE_EVERY == 0:
+                oracle.prune(event.t - _ORACLE_HORIZON)
+                misses.prune(event.t - SignatureCache.DEFAULT_TTL_SECONDS)
             if options.progress is not None and count % 1000 == 0:
                 options.progress(count)
         skipped = reader.skipped_lines

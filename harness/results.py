@@ -48,26 +48,26 @@ class ResultsWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = pq.ParquetWriter(str(path), RESULTS_SCHEMA)
         self._batch_rows = batch_rows
-        self._columns: dict[str, list[Any]] = {name: [] for name in _NAMES}
-        self._pending = 0
+        self._rows: list[tuple[Any, ...]] = []
         self.rows = 0
 
     def add(self, **row: Any) -> None:
-        """Append one row; every column of the schema must be given."""
-        for name in _NAMES:
-            self._columns[name].append(row[name])
-        self._pending += 1
-        if self._pending >= self._batch_rows:
+        """Append one row by column name; every column of the schema must be given."""
+        self.add_row(tuple(row[name] for name in _NAMES))
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        """Append one row as a tuple in schema order (the replay's fast path)."""
+        self._rows.append(row)
+        if len(self._rows) >= self._batch_rows:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._rows:
             return
-        table = pa.Table.from_pydict(self._columns, schema=RESULTS_SCHEMA)
-        self._writer.write_table(table)
-        self.rows += self._pending
-        self._columns = {name: [] for name in _NAMES}
-        self._pending = 0
+        columns = dict(zip(_NAMES, (list(c) for c in zip(*self._rows, strict=True)), strict=True))
+        self._writer.write_table(pa.Table.from_pydict(columns, schema=RESULTS_SCHEMA))
+        self.rows += len(self._rows)
+        self._rows = []
 
     def close(self) -> None:
         """Write what is pending and close the file."""

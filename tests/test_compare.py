@@ -206,3 +206,16 @@ def test_oracle_catches_owner_blind_cache(
         "main", text, owner, blind_answer[0]
     )
     assert (result.cls == "foreign") == leaked
+
+
+def test_oracle_prune_forgets_only_old_writes() -> None:
+    oracle = Oracle()
+    oracle.record_write("main", "a", "S1", None, 1.0)
+    oracle.record_write("main", "a", "S1", None, 10.0)
+    oracle.record_write("main", "b", "S2", "x", 2.0)
+    assert oracle.prune(5.0) == 1
+    assert oracle.written_for("main", "a", None, "S1")
+    assert oracle.write_times("main", "a", None, "S1") == (10.0,)
+    assert not oracle.written_for("main", "b", "x", "S2")
+    assert oracle.writers_of("main", "S2") == frozenset()
+    assert len(oracle) == 1

@@ -150,3 +150,15 @@ def test_promote_locally_only_on_a_pass(recording: Path, lax: Path, tmp_path: Pa
     # skipping a phase is refused even with a passing verdict for it
     assert main(["promote", "--to", "NEW_ONLY", "--recording", str(recording),
                  "--thresholds", str(lax), "--reports", str(tmp_path / "reports")]) == 70
+
+
+def test_report_and_gate_default_to_the_latest_report(
+    recording: Path, lax: Path, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    assert main(["gate", "--to", "DUAL_WRITE", "--reports", str(reports)]) == EXIT_DATA
+    assert main(["replay", str(recording), "--reports", str(reports), "--thresholds",
+                 str(lax)]) == 0
+    assert main(["gate", "--to", "DUAL_WRITE", "--reports", str(reports), "--thresholds",
+                 str(lax)]) == 0
+    assert main(["report", "--reports", str(reports), "--thresholds", str(lax)]) == 0
