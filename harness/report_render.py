@@ -156,7 +156,8 @@ img { max-width: 100%; display: block; margin: 1em 0; }
 
 
 def _html_table(frame: pd.DataFrame, *, index: bool = False) -> str:
-    return frame.to_html(index=index, na_rep="–", float_format=lambda v: f"{v:.4g}", border=0)
+    # The same number format as the Markdown: counts with thousands separators, never 1.5e+05.
+    return frame.to_html(index=index, na_rep="–", float_format=_fmt, border=0)
 
 
 def _html_verdicts(verdicts: Sequence[Verdict]) -> str:

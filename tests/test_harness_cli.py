@@ -46,43 +46,78 @@ def test_replay_writes_report_and_gates(
     recording: Path, lax: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     summary = tmp_path / "summary.json"
-    code = main(["replay", str(recording), "--thresholds", str(lax), "--summary-json",
-                 str(summary), "--reports", str(tmp_path / "reports")])
+    code = main(
+        [
+            "replay",
+            str(recording),
+            "--thresholds",
+            str(lax),
+            "--summary-json",
+            str(summary),
+            "--reports",
+            str(tmp_path / "reports"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "NEW_ONLY" in out and "report:" in out
     data = json.loads(summary.read_text())
     assert data["events"] == 27 and set(data["phases"]) == {
-        "LEGACY_ONLY", "DUAL_WRITE", "NEW_PREFERRED", "NEW_ONLY"}
+        "LEGACY_ONLY",
+        "DUAL_WRITE",
+        "NEW_PREFERRED",
+        "NEW_ONLY",
+    }
     assert data["phases"]["NEW_ONLY"]["classes"]["isolation"] == 1
     (report_dir,) = (tmp_path / "reports").iterdir()
-    for name in ("report.md", "report.html", "summary.json", "results.parquet",
-                 "gate-NEW_ONLY.json", "phases.csv"):
+    for name in (
+        "report.md",
+        "report.html",
+        "summary.json",
+        "results.parquet",
+        "gate-NEW_ONLY.json",
+        "phases.csv",
+    ):
         assert (report_dir / name).is_file(), name
 
 
 def test_gate_exit_codes(recording: Path, lax: Path, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    assert main(["replay", str(recording), "--reports", str(reports), "--thresholds",
-                 str(lax)]) == 0
+    assert (
+        main(["replay", str(recording), "--reports", str(reports), "--thresholds", str(lax)]) == 0
+    )
     (report_dir,) = reports.iterdir()
     assert main(["gate", str(report_dir), "--to", "dual_write", "--thresholds", str(lax)]) == 0
     strict = tmp_path / "strict.toml"
     strict.write_text("[default]\nmin_reads = 100000\n")
-    assert main(["gate", str(report_dir), "--to", "DUAL_WRITE", "--thresholds",
-                 str(strict)]) == 2
+    assert main(["gate", str(report_dir), "--to", "DUAL_WRITE", "--thresholds", str(strict)]) == 2
     failing = tmp_path / "failing.toml"
     failing.write_text("[default]\nmin_reads = 1\nmax_p99_latency_ratio = 0.0001\n")
-    assert main(["gate", str(report_dir / "summary.json"), "--to", "2", "--thresholds",
-                 str(failing)]) == 1
+    assert (
+        main(["gate", str(report_dir / "summary.json"), "--to", "2", "--thresholds", str(failing)])
+        == 1
+    )
     gate = json.loads((report_dir / "gate-DUAL_WRITE.json").read_text())
     assert gate["verdict"] == "fail" and gate["target"] == "DUAL_WRITE"
 
 
 def test_broken_candidate_fails_the_gate(recording: Path, lax: Path, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    assert main(["replay", str(recording), "--reports", str(reports), "--thresholds", str(lax),
-                 "--new-cache", "tests.broken_caches:owner_blind"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(recording),
+                "--reports",
+                str(reports),
+                "--thresholds",
+                str(lax),
+                "--new-cache",
+                "tests.broken_caches:owner_blind",
+            ]
+        )
+        == 0
+    )
     (report_dir,) = reports.iterdir()
     assert main(["gate", str(report_dir), "--to", "new_only", "--thresholds", str(lax)]) == 1
     gate = json.loads((report_dir / "gate-NEW_ONLY.json").read_text())
@@ -94,8 +129,19 @@ def test_report_rebuilds_from_results(recording: Path, lax: Path, tmp_path: Path
     main(["replay", str(recording), "--reports", str(reports), "--thresholds", str(lax)])
     (report_dir,) = reports.iterdir()
     out = tmp_path / "again"
-    assert main(["report", str(report_dir / "results.parquet"), "--recording", str(recording),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(report_dir / "results.parquet"),
+                "--recording",
+                str(recording),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "report.md").read_text().startswith("# Replay report")
 
 
@@ -115,15 +161,28 @@ def test_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["replay", str(bad), "--phase", "bogus"]) == EXIT_DATA
 
 
-def test_skip_bad_lines(recording: Path, lax: Path, tmp_path: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_skip_bad_lines(
+    recording: Path, lax: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     damaged = tmp_path / "damaged.jsonl"
     lines = recording.read_text().splitlines()
     damaged.write_text("\n".join([*lines[:5], "{not json", *lines[5:]]) + "\n")
     assert main(["replay", str(damaged), "--reports", str(tmp_path / "r")]) == EXIT_DATA
     assert "line 6" in capsys.readouterr().err
-    assert main(["replay", str(damaged), "--skip-bad-lines", "--reports", str(tmp_path / "r2"),
-                 "--thresholds", str(lax)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(damaged),
+                "--skip-bad-lines",
+                "--reports",
+                str(tmp_path / "r2"),
+                "--thresholds",
+                str(lax),
+            ]
+        )
+        == 0
+    )
     assert "skipped 1 bad line" in capsys.readouterr().out
 
 
@@ -137,19 +196,61 @@ def test_generate_is_reproducible(tmp_path: Path) -> None:
 def test_promote_locally_only_on_a_pass(recording: Path, lax: Path, tmp_path: Path) -> None:
     strict = tmp_path / "strict.toml"
     strict.write_text("[default]\nmin_reads = 100000\n")
-    assert main(["promote", "--to", "DUAL_WRITE", "--recording", str(recording),
-                 "--thresholds", str(strict), "--reports", str(tmp_path / "reports")]) == 2
+    assert (
+        main(
+            [
+                "promote",
+                "--to",
+                "DUAL_WRITE",
+                "--recording",
+                str(recording),
+                "--thresholds",
+                str(strict),
+                "--reports",
+                str(tmp_path / "reports"),
+            ]
+        )
+        == 2
+    )
     assert signature_cache.get_migration_status()["phase"] == "LEGACY_ONLY"
     signature_cache.reset_signature_cache()
-    assert main(["promote", "--to", "DUAL_WRITE", "--recording", str(recording),
-                 "--thresholds", str(lax), "--reports", str(tmp_path / "reports")]) == 0
+    assert (
+        main(
+            [
+                "promote",
+                "--to",
+                "DUAL_WRITE",
+                "--recording",
+                str(recording),
+                "--thresholds",
+                str(lax),
+                "--reports",
+                str(tmp_path / "reports"),
+            ]
+        )
+        == 0
+    )
     signature_cache.reset_signature_cache()
     status = signature_cache.get_migration_status()
     assert status["phase"] == "DUAL_WRITE"  # persisted in the L2 database
     assert status["history"][-1]["actor"] == "sigcache-harness promote"
     # skipping a phase is refused even with a passing verdict for it
-    assert main(["promote", "--to", "NEW_ONLY", "--recording", str(recording),
-                 "--thresholds", str(lax), "--reports", str(tmp_path / "reports")]) == 70
+    assert (
+        main(
+            [
+                "promote",
+                "--to",
+                "NEW_ONLY",
+                "--recording",
+                str(recording),
+                "--thresholds",
+                str(lax),
+                "--reports",
+                str(tmp_path / "reports"),
+            ]
+        )
+        == 70
+    )
 
 
 def test_report_and_gate_default_to_the_latest_report(
@@ -157,8 +258,11 @@ def test_report_and_gate_default_to_the_latest_report(
 ) -> None:
     reports = tmp_path / "reports"
     assert main(["gate", "--to", "DUAL_WRITE", "--reports", str(reports)]) == EXIT_DATA
-    assert main(["replay", str(recording), "--reports", str(reports), "--thresholds",
-                 str(lax)]) == 0
-    assert main(["gate", "--to", "DUAL_WRITE", "--reports", str(reports), "--thresholds",
-                 str(lax)]) == 0
+    assert (
+        main(["replay", str(recording), "--reports", str(reports), "--thresholds", str(lax)]) == 0
+    )
+    assert (
+        main(["gate", "--to", "DUAL_WRITE", "--reports", str(reports), "--thresholds", str(lax)])
+        == 0
+    )
     assert main(["report", "--reports", str(reports), "--thresholds", str(lax)]) == 0
