@@ -10,6 +10,7 @@ between turns, now and then a gap of hours (past the 3600 s TTL). Same seed and 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import heapq
 import json
@@ -25,9 +26,9 @@ from sigcache.recorder import Recorder, RecorderConfig
 
 __all__ = ["DEFAULT_SIGNATURES", "SynthStats", "generate_recording", "run_generate"]
 
-DEFAULT_SIGNATURES: Final = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "real_signatures.jsonl"
-)
+# The usable real signatures of shared/reference/real_signatures.jsonl (same filter, same order),
+# shipped with the package so generation needs nothing outside it.
+DEFAULT_SIGNATURES: Final = Path(__file__).resolve().parent / "data" / "signature_pool.jsonl.gz"
 START: Final = 1_767_225_600.0  # 2026-01-01T00:00:00Z, so created_at is reproducible
 _B64: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _WORDS: Final = (
@@ -296,7 +297,8 @@ class Traffic:
 def load_signatures(path: Path) -> dict[str, list[str]]:
     """Real Claude and Gemini signatures of a usable size, in file order."""
     pools: dict[str, list[str]] = {"claude": [], "gemini": []}
-    with path.open(encoding="utf-8") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             signature = row.get("signature")
