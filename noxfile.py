@@ -39,13 +39,20 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", *session.posargs)
 
 
+def _sigcache_args(session: nox.Session, phase: str) -> list[str]:
+    """posargs pass through to pytest; the committed large recording unless one is named."""
+    args = list(session.posargs)
+    if not any(a.startswith("--sigcache-recording") for a in args):
+        args += ["--sigcache-recording", RECORDING]
+    return [*args, "--sigcache-phase", phase]
+
+
 @nox.session(python=PYTHON, default=False)
 @nox.parametrize("phase", PHASES)
 def replay(session: nox.Session, phase: str) -> None:
-    """Replay the committed recording under one phase; write the report and its gate verdict."""
+    """Replay under a phase as pytest items (A/A control, legacy reproduced); report in reports/."""
     _install(session)
-    recording = session.posargs[0] if session.posargs else RECORDING
-    session.run("sigcache-harness", "replay", recording, "--phase", phase)
+    session.run("pytest", *_sigcache_args(session, phase), "-k", "aa_control or legacy_reproduced")
 
 
 @nox.session(python=PYTHON, default=False)
@@ -58,9 +65,11 @@ def report(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 @nox.parametrize("phase", PHASES)
 def gate(session: nox.Session, phase: str) -> None:
-    """Judge the latest report for a promotion to one phase; fails unless the gate passes."""
+    """Gate a promotion to a phase: one pytest item per rule; failures name the events."""
     _install(session)
-    session.run("sigcache-harness", "gate", *session.posargs, "--to", phase)
+    session.run(
+        "pytest", *_sigcache_args(session, phase), f"--junitxml=reports/gate-{phase}.junit.xml"
+    )
 
 
 @nox.session(python=PYTHON, default=False)
