@@ -9,6 +9,13 @@ thresholds of the target phase. Outcome, first that applies:
                     never a pass);
 * ``fail``          any other rule failed;
 * ``pass``          every rule passed.
+
+Live figures (optional): a summary may carry ``live: {PHASE: {"samples": int, "classes": {CLASS:
+int}}}``, the live consistency counts sampled in production while PHASE served traffic (the
+``by_phase`` part of ``get_migration_status()["live_consistency"]``). A promotion to a target uses
+the figures of the phase before it; once they hold ``live_min_samples`` samples, two more rules
+apply: ``live_value_mismatch_rate`` and ``live_legacy_only_hit_rate``. Fewer samples, or no
+``live`` section, add no rule (live data is an extra input, never a requirement).
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ class PhaseThresholds:
     max_legacy_only_hit_rate: float = 0.001
     max_hit_rate_drop: float = 0.001
     max_p99_latency_ratio: float = 2.0
+    live_min_samples: int = 1000  # live samples needed before the live rules apply
+    max_live_value_mismatch_rate: float = 0.0
+    max_live_legacy_only_hit_rate: float = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +236,36 @@ def _rules(summary: Mapping[str, Any], target: str, limits: PhaseThresholds) -> 
     ]
 
 
+def _live_rules(
+    summary: Mapping[str, Any], target: str, limits: PhaseThresholds
+) -> list[RuleResult]:
+    """Rules on live samples of the phase before `target`, once there are enough of them."""
+    index = PHASE_NAMES.index(target) if target in PHASE_NAMES else 0
+    live = summary.get("live")
+    if index == 0 or not isinstance(live, Mapping):
+        return []
+    source = live.get(PHASE_NAMES[index - 1])
+    samples = _path(source, "samples")
+    if samples is None or samples < max(limits.live_min_samples, 1):
+        return []
+    assert isinstance(source, Mapping)  # _path found a number inside it
+    mismatch, legacy_only = (_class_count(source, c) for c in ("value_mismatch", "legacy_only_hit"))
+    return [
+        _at_most(
+            "live_value_mismatch_rate",
+            None if mismatch is None else mismatch / samples,
+            limits.max_live_value_mismatch_rate,
+            False,
+        ),
+        _at_most(
+            "live_legacy_only_hit_rate",
+            None if legacy_only is None else legacy_only / samples,
+            limits.max_live_legacy_only_hit_rate,
+            False,
+        ),
+    ]
+
+
 def _decide(rules: list[RuleResult], target: str) -> tuple[Outcome, tuple[str, ...]]:
     critical = [r.name for r in rules if r.critical and not r.passed and r.measured is not None]
     if critical:
@@ -244,7 +284,8 @@ def _decide(rules: list[RuleResult], target: str) -> tuple[Outcome, tuple[str, .
 def evaluate(summary: Mapping[str, Any], target: object, thresholds: Thresholds) -> Verdict:
     """The verdict on promoting to `target` given a replay summary (pure)."""
     name = phase_name(target)
-    rules = _rules(summary, name, thresholds.for_phase(name))
+    limits = thresholds.for_phase(name)
+    rules = _rules(summary, name, limits) + _live_rules(summary, name, limits)
     outcome, reasons = _decide(rules, name)
     return Verdict(target=name, outcome=outcome, rules=tuple(rules), reasons=reasons)
 

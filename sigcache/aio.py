@@ -4,6 +4,7 @@ L1 and the write queue never block, so writes and L1 hits run inline on the even
 miss reads L2 through one aiosqlite connection (its own thread) with the SQL of
 `sigcache.schema`; the rarer look-ups (last/recent, fuzzy, invalidate, clear, cleanup, flush)
 run the sync method in a worker thread (`asyncio.to_thread`), so the loop is never blocked.
+A cache over another store than SQLite (`store=`) reads L2 in a worker thread too.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from sigcache import schema
-from sigcache.config import LayeredConfig
+from sigcache.config import L2Settings, LayeredConfig
 from sigcache.errors import StorageError, translate_sqlite_error
-from sigcache.layered import LayeredSignatureCache, id_key, main_key
+from sigcache.layered import LayeredSignatureCache
+from sigcache.layered_keys import id_key, main_key
 from sigcache.memory import L1Key
+from sigcache.sqlite import SQLiteStore
 from sigcache.storage import MAIN, SESSION, TOOL, Entry
 
 __all__ = ["AsyncLayeredSignatureCache"]
@@ -34,29 +37,40 @@ _T = TypeVar("_T")
 class _AsyncReader:
     """One aiosqlite reader connection, reopened for a new event loop or after a fork."""
 
-    def __init__(self, path: str, busy_timeout_ms: int, cache_size_kib: int) -> None:
+    def __init__(self, path: str, settings: L2Settings) -> None:
         self._path = path
         self._pragmas = schema.connection_pragmas(
-            schema.READER_PRAGMAS, busy_timeout_ms, cache_size_kib
+            schema.READER_PRAGMAS,
+            settings.busy_timeout_ms,
+            settings.cache_size_kib,
+            settings.mmap_size_bytes,
         )
-        self._timeout = busy_timeout_ms / 1000
+        self._timeout = settings.busy_timeout_ms / 1000
         self._conn: aiosqlite.Connection | None = None
         self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+        self._opening: tuple[tuple[int, asyncio.AbstractEventLoop], asyncio.Lock] | None = None
 
     async def _connection(self) -> aiosqlite.Connection:
         owner = (os.getpid(), asyncio.get_running_loop())
         if self._conn is not None and self._owner == owner:
             return self._conn
-        await self.close()
-        conn = await aiosqlite.connect(self._path, timeout=self._timeout, isolation_level=None)
-        try:
-            for statement in self._pragmas:
-                await (await conn.execute(statement)).close()
-        except BaseException:
-            await conn.close()
-            raise
-        self._conn, self._owner = conn, owner
-        return conn
+        # 2026-11: many tasks missing at once each opened a connection and all but one leaked
+        # (ResourceWarning); one opening lock per loop makes the others wait for the first.
+        if self._opening is None or self._opening[0] != owner:
+            self._opening = (owner, asyncio.Lock())
+        async with self._opening[1]:
+            if self._conn is not None and self._owner == owner:
+                return self._conn
+            await self.close()
+            conn = await aiosqlite.connect(self._path, timeout=self._timeout, isolation_level=None)
+            try:
+                for statement in self._pragmas:
+                    await (await conn.execute(statement)).close()
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn, self._owner = conn, owner
+            return conn
 
     async def rows(self, sql: str, params: Sequence[object]) -> list[Entry]:
         """Entries selected by one statement; errors become `StorageError`."""
@@ -81,10 +95,11 @@ class AsyncLayeredSignatureCache:
     """Async twin of `LayeredSignatureCache` (`aget`, `aset`, ...), sharing its tiers."""
 
     def __init__(self, cache: LayeredSignatureCache, *, owns_cache: bool = False) -> None:
-        settings = cache.config.l2
         self.cache = cache
         self._owns_cache = owns_cache
-        self._reader = _AsyncReader(cache.path, settings.busy_timeout_ms, settings.cache_size_kib)
+        self._reader = _AsyncReader(cache.path, cache.config.l2)
+        # aiosqlite reads only a SQLite L2; any other store is read in a worker thread.
+        self._sqlite = isinstance(cache.storage, SQLiteStore)
 
     @classmethod
     def open(
@@ -105,12 +120,19 @@ class AsyncLayeredSignatureCache:
         answered, entry, digest = self.cache.before_l2(key)
         if answered:
             return entry
-        params = (key[0], schema.bind_text(key[1]), schema.bind_text(digest), self.cache.clock())
         try:
-            rows = await self._reader.rows(schema.GET, params)
+            row = await self._get(key, digest)
         except StorageError as exc:
             return self.cache.after_l2(key, None, exc)
-        return self.cache.after_l2(key, rows[0] if rows else None, None)
+        return self.cache.after_l2(key, row, None)
+
+    async def _get(self, key: L1Key, digest: str) -> Entry | None:
+        now = self.cache.clock()
+        if not self._sqlite:
+            return await asyncio.to_thread(self.cache.storage.get, key[0], key[1], digest, now)
+        params = (key[0], schema.bind_text(key[1]), schema.bind_text(digest), now)
+        rows = await self._reader.rows(schema.GET, params)
+        return rows[0] if rows else None
 
     async def aget(self, thinking_text: str, owner_id: str | None = None) -> str | None:
         """Async `get`."""
@@ -147,6 +169,12 @@ class AsyncLayeredSignatureCache:
         owner = next(key[1] for key in keys if key is not None)
         digests, rows = list(wanted), {}
         now = self.cache.clock()
+        if not self._sqlite:
+            storage = self.cache.storage
+            try:
+                return await asyncio.to_thread(storage.get_many, MAIN, owner, digests, now), None
+            except StorageError as exc:
+                return {}, exc
         try:
             for start in range(0, len(digests), schema.MAX_KEYS_PER_QUERY):
                 chunk = [

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sigcache import __version__
+from sigcache.api_backfill import add_backfill_route
 from sigcache.api_errors import (
     ERROR_RESPONSES,
     PHASE_ERROR_RESPONSES,
@@ -120,6 +121,7 @@ def create_router(
         return _ok({"status": "ok"})
 
     _add_migration_routes(router, facade_provider, kw)
+    add_backfill_route(router, facade_provider, _actor, auth)
     _add_cache_routes(router, facade_provider, kw)
     if data_plane:
         _add_data_plane(router, facade_provider, kw)

@@ -12,6 +12,8 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "MAX_SIGNATURE_LENGTH",
     "MAX_TEXT_LENGTH",
+    "BackfillConflictBody",
+    "BackfillData",
     "ChangeEnvelope",
     "CleanupData",
     "ClearData",
@@ -61,7 +63,7 @@ class HistoryItem(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     t: float = Field(description="Epoch seconds of the change.")
-    kind: str = Field(description="'phase' or 'mode'.")
+    kind: str = Field(description="'phase', 'mode' or 'backfill'.")
     from_phase: str = Field(alias="from", description="Phase before the change.")
     to: str = Field(description="Phase after the change.")
     mode_enabled: bool = Field(description="Migration mode after the change.")
@@ -85,6 +87,25 @@ class MigrationStatus(BaseModel):
     dual_write_stats: dict[str, Any]
     read_stats: dict[str, Any]
     history: list[HistoryItem]
+
+
+class BackfillData(BaseModel):
+    """What a backfill copied from the legacy cache into the new one (all three stores)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    supported: bool = Field(description="False: the new cache takes no explicit expiry yet.")
+    seen: int
+    copied: int
+    replaced: int
+    skipped_expired: int
+    skipped_present: int
+    failed: int
+    chunks: int
+    aborted: bool
+    error: str | None = Field(None, description="The last failure's exception type.")
+    started_at: float
+    finished_at: float | None
 
 
 class ClearData(BaseModel):
@@ -158,6 +179,14 @@ class ConflictBody(ErrorBody):
     current_phase: str
     requested_phase: str
     failed_rules: list[str] = Field(default_factory=list, description="Gate rules that failed.")
+    hint: str | None = None
+
+
+class BackfillConflictBody(ErrorBody):
+    """A backfill that cannot run now (mode off, wrong phase, one already running)."""
+
+    code: Literal["backfill_refused"] = "backfill_refused"
+    effective_phase: str
     hint: str | None = None
 
 

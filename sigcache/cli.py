@@ -43,6 +43,7 @@ _ROUTES: dict[str, tuple[str, str]] = {
     "phase": ("POST", "/cache/migration/phase"),
     "history": ("GET", "/cache/migration/history"),
     "stats": ("GET", "/cache/signature/stats"),
+    "backfill": ("POST", "/cache/migration/backfill"),
 }
 
 
@@ -101,13 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         "phase": "move to a migration phase",
         "history": "show the audit history",
         "stats": "show cache statistics",
+        "backfill": "copy the legacy cache's live entries into the new cache",
     }
     for name, text in helps.items():
         cmd = sub.add_parser(name, help=text)
         if name == "phase":
             cmd.add_argument("name", help="LEGACY_ONLY, DUAL_WRITE, NEW_PREFERRED, NEW_ONLY or 1-4")
             cmd.add_argument("--force", action="store_true", help="promote without a gate verdict")
-        if name in ("phase", "enable", "disable"):
+        if name == "backfill":
+            cmd.add_argument("--chunk-size", type=int, help="entries per hold of the legacy lock")
+        if name in ("phase", "enable", "disable", "backfill"):
             cmd.add_argument("--reason", default="", help="why; kept in the audit history")
         if name == "history":
             cmd.add_argument("--limit", type=int, default=50, help="newest entries (default 50)")
@@ -137,6 +141,8 @@ def _params(args: argparse.Namespace) -> dict[str, str]:
         params["reason"] = args.reason
     if args.command == "history":
         params["limit"] = str(args.limit)
+    if args.command == "backfill" and args.chunk_size:
+        params["chunk_size"] = str(args.chunk_size)
     return params
 
 

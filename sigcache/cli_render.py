@@ -21,6 +21,17 @@ _STATUS_KEYS = (
     "env_var",
 )
 _READ_KEYS = ("total_reads", "legacy_hits", "new_hits", "fallback_hits", "read_repairs", "hit_rate")
+_BACKFILL_KEYS = (
+    "supported",
+    "seen",
+    "copied",
+    "replaced",
+    "skipped_expired",
+    "skipped_present",
+    "failed",
+    "aborted",
+    "error",
+)
 _WRITE_KEYS = ("total_writes", "legacy_writes", "new_writes", "new_failures", "shadow_failures")
 
 
@@ -53,11 +64,16 @@ def _pairs(title: str, rows: Iterator[tuple[str, Any]]) -> Table:
 def _status_tables(status: Mapping[str, Any]) -> list[Table]:
     reads = status.get("read_stats") or {}
     writes = status.get("dual_write_stats") or {}
-    return [
+    live = status.get("live_consistency") or {}
+    tables = [
         _pairs("Migration", ((k, status.get(k)) for k in _STATUS_KEYS)),
         _pairs("Reads", ((k, reads.get(k)) for k in _READ_KEYS if k in reads)),
         _pairs("Writes", ((k, writes.get(k)) for k in _WRITE_KEYS if k in writes)),
     ]
+    if live.get("samples"):
+        rows = [("samples", live["samples"]), *(live.get("classes") or {}).items()]
+        tables.append(_pairs("Live consistency", iter(rows)))
+    return tables
 
 
 def _history_table(entries: list[Mapping[str, Any]]) -> Table:
@@ -90,6 +106,8 @@ def render(command: str, body: Mapping[str, Any], console: Console | None = None
     if command in ("status", "enable", "disable", "phase") and isinstance(data, Mapping):
         for table in _status_tables(data):
             out.print(table)
+    elif command == "backfill" and isinstance(data, Mapping):
+        out.print(_pairs("Backfill", ((k, data.get(k)) for k in _BACKFILL_KEYS)))
     elif command == "history" and isinstance(data, list):
         out.print(_history_table(data) if data else "no history yet")
     elif isinstance(data, Mapping):

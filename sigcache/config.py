@@ -24,7 +24,7 @@ DB_FILENAME = "signatures.db"
 
 @dataclass(frozen=True, slots=True)
 class L1Settings:
-    """The in-memory tier (cachetools TLRU under one lock)."""
+    """The in-memory tier (cachetools LRU with per-entry expiry, under one lock)."""
 
     max_entries: int = 10_000  # entries per store (main, tool, session); LRU beyond, as legacy
     ttl_seconds: float = 3_600.0  # seconds from write or promotion; must be <= the L2 TTL
@@ -38,6 +38,7 @@ class L2Settings:
     max_rows: int = 1_000_000  # rows over all stores; cleanup_expired() trims the oldest-written
     busy_timeout_ms: int = 5_000  # how long a connection waits on a lock before failing
     cache_size_kib: int = 8_192  # page cache per connection (the origin used 64 MB each)
+    mmap_size_bytes: int = 0  # memory-mapped I/O per connection; 0 = off (see schema.py)
     batch_size: int = 256  # queued writes committed per transaction (size bound)
     batch_interval_ms: float = 50.0  # longest a queued write waits for its batch (time bound)
     max_pending: int = 10_000  # queue bound; beyond it a write is dropped and counted
@@ -65,6 +66,8 @@ class LayeredConfig:
             raise ConfigError("l2.busy_timeout_ms and l2.batch_interval_ms must be >= 0")
         if self.l2.cache_size_kib < 0:
             raise ConfigError(f"l2.cache_size_kib must be >= 0, got {self.l2.cache_size_kib!r}")
+        if self.l2.mmap_size_bytes < 0:
+            raise ConfigError(f"l2.mmap_size_bytes must be >= 0, got {self.l2.mmap_size_bytes!r}")
         # An L1 entry outliving its L2 row would answer what a restart could not (DESIGN 3).
         if self.l1.ttl_seconds > self.l2.ttl_seconds:
             raise ConfigError(

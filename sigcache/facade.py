@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sigcache.adapter import CallDiagnostics, LegacySignatureCacheAdapter
-from sigcache.interface import SignatureCacheProtocol, SignatureWithText
+from sigcache.backfill import BackfillRefused, BackfillSummary
+from sigcache.backfill_jobs import BackfillJobs
+from sigcache.facade_ops import FacadeOperations
+from sigcache.interface import SignatureCacheProtocol
 from sigcache.legacy import SignatureCache
 from sigcache.migration_config import MigrationConfig
 from sigcache.migration_control import GuardDecision, MigrationControl, PromotionGuard
+from sigcache.new_cache import LazyCache, NewCacheFactory, default_new_cache_factory
 from sigcache.observers import Observer, ObserverList, OperationEvent
 from sigcache.phase_store import PhaseStore
 from sigcache.phases import MigrationFeatureFlags, MigrationPhase
+from sigcache.sampling import LiveSampler
 from sigcache.strategies import MigrationStats
 
 __all__ = [
@@ -35,72 +39,7 @@ Clock = Callable[[], float]
 Cache = SignatureCacheProtocol
 
 
-class NewCacheFactory(Protocol):
-    """Builds the new cache: `factory(db_path, config=MigrationConfig, clock=clock)`."""
-
-    def __call__(self, db_path: str, *, config: MigrationConfig, clock: Clock) -> Cache: ...
-
-
-def default_new_cache_factory(db_path: str, *, config: MigrationConfig, clock: Clock) -> Cache:
-    """A LayeredSignatureCache sized from the migration settings (imported on first need)."""
-    from sigcache.config import L1Settings, L2Settings, LayeredConfig
-    from sigcache.layered import LayeredSignatureCache  # deferred: legacy-only use never loads it
-
-    layered = LayeredConfig(
-        l1=L1Settings(max_entries=config.new_l1_max_size, ttl_seconds=config.new_l1_ttl_seconds),
-        l2=L2Settings(ttl_seconds=config.new_l2_ttl_seconds, max_rows=config.new_l2_max_size),
-    )
-    cache: Cache = LayeredSignatureCache(db_path, config=layered, clock=clock)
-    return cache
-
-
-class LazyCache:
-    """The new cache, built on first need; a failed build is remembered and logged once."""
-
-    def __init__(self, factory: Callable[[], Cache]) -> None:
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._cache: Cache | None = None
-        self._closed = False
-        self.error: str | None = None
-
-    def get(self, build: bool = True) -> Cache | None:
-        """The cache, built first if `build`; None while unbuilt, failed or closed."""
-        cache = self._cache
-        if cache is not None or not build or self.error is not None or self._closed:
-            return cache
-        with self._lock:
-            if self._cache is None and self.error is None and not self._closed:
-                try:
-                    self._cache = self._factory()
-                except Exception as exc:  # a broken new cache must not break cache calls
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    log.error("[LEGACY_ADAPTER] new cache unavailable: %s", self.error)
-            return self._cache
-
-    @property
-    def built(self) -> bool:
-        """True once the cache exists."""
-        return self._cache is not None
-
-    def retry(self) -> None:
-        """Forget a failed build so the next `get` tries again."""
-        with self._lock:
-            self.error = None
-
-    def close(self) -> None:
-        """Flush and close the cache if built; later `get`s return None."""
-        with self._lock:
-            cache, self._cache, self._closed = self._cache, None, True
-        close = getattr(cache, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception as exc:  # shutting down must work even with a broken new cache
-                log.error("[LEGACY_ADAPTER] new cache failed to close: %s", type(exc).__name__)
-
-
-class CacheFacade:
+class CacheFacade(FacadeOperations):
     """The phase proxy: module functions as methods, plus the migration control plane."""
 
     def __init__(
@@ -130,6 +69,11 @@ class CacheFacade:
             read_repair=cfg.read_repair,
             failure_policy=cfg.dual_write_failure_policy,
         )
+        self.sampler = LiveSampler(
+            self.legacy, self._new_cache, lambda: self.flags.phase.name, cfg.consistency_sample_rate
+        )
+        self.adapter.sampler = self.sampler if cfg.consistency_sample_rate > 0 else None
+        self.backfills = BackfillJobs(self.legacy, self._new.get, clock, self._audit_backfill)
         self.observers = ObserverList()
         self.fast = False  # True: mode off and nobody observing
         # What module functions may call directly (legacy or the adapter); None: go through run()
@@ -167,6 +111,8 @@ class CacheFacade:
     def _refresh_fast(self) -> None:
         enabled, observed = self.control.enabled, bool(self.observers)
         self.fast = not enabled and not observed
+        self.adapter.set_active(enabled)
+        self.adapter.diagnose = observed  # diagnostics feed observers only
         self.direct = None if observed else (self.adapter if enabled else self.legacy)
 
     @property
@@ -185,7 +131,15 @@ class CacheFacade:
         self, phase: object, *, actor: str = "code", reason: str = "", force: bool = False
     ) -> None:
         """Move to a phase (name, 1-4, MigrationPhase): one step forward, gated, or any back."""
+        before = self.effective_phase
         self.control.set_phase(phase, actor=actor, reason=reason, force=force)
+        now = self.effective_phase
+        if (
+            now is MigrationPhase.DUAL_WRITE
+            and before is not now
+            and self.config.backfill_on_dual_write == "auto"
+        ):
+            self.backfills.start(actor=f"{actor} (auto)", reason="entering DUAL_WRITE")
 
     def enable_migration_mode(self, *, actor: str = "code", reason: str = "") -> None:
         """Route traffic through the phase proxy (in the configured phase)."""
@@ -200,7 +154,7 @@ class CacheFacade:
         return self.control.enabled
 
     def get_migration_history(self) -> list[dict[str, Any]]:
-        """Every audited phase and mode change, oldest first."""
+        """Every audited phase, mode and backfill entry, oldest first."""
         return self.control.history_dicts()
 
     def get_migration_status(self) -> dict[str, Any]:
@@ -211,7 +165,31 @@ class CacheFacade:
         status["read_stats"] = reads
         status["read_repair"] = self.config.read_repair
         status["new_cache"] = {"built": self._new.built, "error": self._new.error}
+        status["live_consistency"] = live = self.sampler.stats()
+        status["flags"]["debug"]["validate_consistency"] = live["enabled"]
+        status["backfill"] = {"mode": self.config.backfill_on_dual_write, **self.backfills.status()}
         return status
+
+    def backfill(
+        self, *, actor: str = "code", reason: str = "", chunk_size: int = 256
+    ) -> BackfillSummary:
+        """Copy the legacy cache's live entries into the new cache (owner and expiry kept).
+
+        Needs migration mode on in a phase that writes both caches (DUAL_WRITE, NEW_PREFERRED);
+        otherwise, or while another backfill runs, raises BackfillRefused.
+        """
+        flags = self.flags.effective
+        if not self.control.enabled or not (flags.write_to_new and flags.write_to_legacy):
+            raise BackfillRefused(
+                f"backfill needs migration mode on in DUAL_WRITE or NEW_PREFERRED "
+                f"(now {self.effective_phase.name})"
+            )
+        if self._new.get() is None:
+            raise BackfillRefused("the new cache is unavailable")
+        return self.backfills.run(actor=actor, reason=reason, chunk_size=chunk_size)
+
+    def _audit_backfill(self, actor: str, reason: str) -> None:
+        self.control.record("backfill", actor=actor, reason=reason)
 
     # -- observers --------------------------------------------------------------------------------
 
@@ -255,49 +233,7 @@ class CacheFacade:
         )
         return result
 
-    # -- the module functions, as methods ----------------------------------------------------------
-
-    def cache_signature(
-        self,
-        thinking_text: str,
-        signature: str,
-        model: str | None = None,
-        owner_id: str | None = None,
-    ) -> bool:
-        """Cache a signature for a thinking text."""
-        args = {
-            "thinking_text": thinking_text,
-            "signature": signature,
-            "model": model,
-            "owner_id": owner_id,
-        }
-        return self.run(
-            "cache_signature", args, lambda c: c.set(thinking_text, signature, model, owner_id)
-        )
-
-    def get_cached_signature(self, thinking_text: str, owner_id: str | None = None) -> str | None:
-        """The signature cached for a thinking text, or None."""
-        args = {"thinking_text": thinking_text, "owner_id": owner_id}
-        return self.run("get_cached_signature", args, lambda c: c.get(thinking_text, owner_id))
-
-    def invalidate(self, thinking_text: str) -> bool:
-        """Forget a thinking text in every cache, so no later phase can bring it back."""
-        args = {"thinking_text": thinking_text}
-        result = self.run("invalidate", args, lambda c: c.invalidate(thinking_text))
-        self._also_new_when_off(lambda c: c.invalidate(thinking_text))
-        return result
-
-    def clear(self) -> int:
-        """Empty the main store of every cache; returns how many the active cache held."""
-        result = self.run("clear", {}, lambda c: c.clear())
-        self._also_new_when_off(lambda c: c.clear())
-        return result
-
-    def cleanup_expired(self) -> int:
-        """Remove expired entries; returns how many the active cache held."""
-        return self.run("cleanup_expired", {}, lambda c: c.cleanup_expired())
-
-    def _also_new_when_off(self, call: Callable[[Cache], object]) -> None:
+    def _forget_in_new_when_off(self, call: Callable[[Cache], object]) -> None:
         """With mode off the adapter is bypassed; a built new cache must still forget."""
         if self.control.enabled:
             return
@@ -309,113 +245,6 @@ class CacheFacade:
         except Exception as exc:  # the new cache's failure never reaches the caller
             log.warning("[LEGACY_ADAPTER] new cache failed to forget: %s", type(exc).__name__)
 
-    def get_last_signature(self) -> str | None:
-        """The most recent live signature, or None."""
-        return self.run("get_last_signature", {}, lambda c: c.get_last_signature())
-
-    def get_last_signature_with_text(self) -> SignatureWithText | None:
-        """(signature, thinking text) of the most recent live entry, or None."""
-        return self.run(
-            "get_last_signature_with_text", {}, lambda c: c.get_last_signature_with_text()
-        )
-
-    def get_recent_signature(
-        self,
-        time_window_seconds: float = 300,
-        client_type: str | None = None,
-        owner_id: str | None = None,
-    ) -> str | None:
-        """A signature written within the time window, or None."""
-        args = {
-            "time_window_seconds": time_window_seconds,
-            "client_type": client_type,
-            "owner_id": owner_id,
-        }
-        return self.run(
-            "get_recent_signature",
-            args,
-            lambda c: c.get_recent_signature(time_window_seconds, client_type, owner_id),
-        )
-
-    def get_recent_signature_with_text(
-        self,
-        time_window_seconds: float = 300,
-        client_type: str | None = None,
-        owner_id: str | None = None,
-    ) -> SignatureWithText | None:
-        """(signature, text) written within the time window, or None."""
-        args = {
-            "time_window_seconds": time_window_seconds,
-            "client_type": client_type,
-            "owner_id": owner_id,
-        }
-        return self.run(
-            "get_recent_signature_with_text",
-            args,
-            lambda c: c.get_recent_signature_with_text(time_window_seconds, client_type, owner_id),
-        )
-
-    def cache_tool_signature(
-        self, tool_id: str, signature: str, owner_id: str | None = None
-    ) -> bool:
-        """Cache a signature for a tool-call id."""
-        args = {"tool_id": tool_id, "signature": signature, "owner_id": owner_id}
-        return self.run(
-            "cache_tool_signature",
-            args,
-            lambda c: c.cache_tool_signature(tool_id, signature, owner_id),
-        )
-
-    def get_tool_signature(self, tool_id: str, owner_id: str | None = None) -> str | None:
-        """The signature cached for a tool-call id, or None."""
-        args = {"tool_id": tool_id, "owner_id": owner_id}
-        return self.run(
-            "get_tool_signature", args, lambda c: c.get_tool_signature(tool_id, owner_id)
-        )
-
-    def get_tool_signature_fuzzy(self, tool_id: str, max_candidates: int = 5) -> str | None:
-        """Exact id, then its base id, then similar ids, newest first."""
-        args = {"tool_id": tool_id, "max_candidates": max_candidates}
-        return self.run(
-            "get_tool_signature_fuzzy",
-            args,
-            lambda c: c.get_tool_signature_fuzzy(tool_id, max_candidates),
-        )
-
-    def cache_session_signature(
-        self, session_id: str, signature: str, thinking_text: str = "", owner_id: str | None = None
-    ) -> bool:
-        """Cache a signature (and its thinking text) for a session id."""
-        args = {
-            "session_id": session_id,
-            "signature": signature,
-            "thinking_text": thinking_text,
-            "owner_id": owner_id,
-        }
-        return self.run(
-            "cache_session_signature",
-            args,
-            lambda c: c.cache_session_signature(session_id, signature, thinking_text, owner_id),
-        )
-
-    def get_session_signature(self, session_id: str, owner_id: str | None = None) -> str | None:
-        """The signature cached for a session id, or None."""
-        args = {"session_id": session_id, "owner_id": owner_id}
-        return self.run(
-            "get_session_signature", args, lambda c: c.get_session_signature(session_id, owner_id)
-        )
-
-    def get_session_signature_with_text(
-        self, session_id: str, owner_id: str | None = None
-    ) -> SignatureWithText | None:
-        """(signature, thinking text) cached for a session id, or None."""
-        args = {"session_id": session_id, "owner_id": owner_id}
-        return self.run(
-            "get_session_signature_with_text",
-            args,
-            lambda c: c.get_session_signature_with_text(session_id, owner_id),
-        )
-
     # -- stats and lifecycle --------------------------------------------------------------------
 
     def get_cache_stats(self) -> dict[str, Any]:
@@ -425,6 +254,7 @@ class CacheFacade:
             stats["hit_rate"] = stats.get("hit_ratio", 0.0)  # the legacy cache answered alone
         stats["migration_mode_enabled"] = self.control.enabled
         stats["phase"] = self.effective_phase.name
+        stats["live_consistency"] = self.sampler.stats()
         new = self._new.get(build=False)
         if new is not None:
             stats["new_cache_stats"] = new.get_stats()
@@ -443,6 +273,8 @@ class CacheFacade:
         return self._new.get(build)
 
     def close(self) -> None:
-        """Flush and close the new cache and the state store."""
+        """Stop backfill and sampling, flush and close the new cache and the state store."""
+        self.backfills.close()
+        self.sampler.close()
         self._new.close()
         self.control.store.close()

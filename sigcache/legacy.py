@@ -27,6 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from sigcache.fingerprints import extract_base_tool_id, model_family, recent_window
 from sigcache.keys import (
@@ -44,7 +45,7 @@ from sigcache.legacy_stats import (
     new_layer_stats,
 )
 
-__all__ = ["CacheEntry", "SignatureCache"]
+__all__ = ["CacheEntry", "LegacyEntryCopy", "SignatureCache"]
 
 log = logging.getLogger("sigcache.legacy")
 
@@ -64,6 +65,20 @@ def _owner_ok(owner_id: object) -> bool:
 def _owners_conflict(query: str | None, stored: str | None) -> bool:
     """Permissive legacy matching: only two non-empty, different owners conflict."""
     return bool(query) and bool(stored) and query != stored
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyEntryCopy:
+    """A copy of one legacy entry, as backfill needs it: where, whose, what, and how long."""
+
+    store: str  # "main" | "tool" | "session"
+    key: str  # main: the thinking text as written; tool and session: the id
+    signature: str
+    text: str  # main: the thinking text; session: its optional text; tool: ""
+    model: str | None
+    owner_id: str | None
+    written_at: float  # the cache clock at write time
+    expires_at: float  # live while now <= expires_at (legacy: now - written_at <= ttl)
 
 
 class SignatureCache:
@@ -245,6 +260,41 @@ class SignatureCache:
         return (
             f"SignatureCache(size={self.size}, max_size={self._max_size}, "
             f"ttl={self._ttl_seconds}s, hit_rate={self._stats.hit_rate:.2%})"
+        )
+
+    def iter_entries(self, chunk_size: int = 256) -> Iterator[list[LegacyEntryCopy]]:
+        """Copies of every entry of the three stores (expired ones too), chunk by chunk.
+
+        The lock is held to copy the key list of a store (a C-level copy, ~0.1 ms per 10,000 keys)
+        and then once per chunk, never across a yield: callers may write into another cache
+        between chunks while traffic goes on. Entries removed meanwhile are skipped.
+        """
+        size = max(int(chunk_size), 1)
+        stores = (
+            ("main", self._cache),
+            ("tool", self._tool_signatures),
+            ("session", self._session_signatures),
+        )
+        for name, store in stores:
+            with self._lock:
+                keys = list(store)
+            for start in range(0, len(keys), size):
+                with self._lock:
+                    found = [(k, store.get(k)) for k in keys[start : start + size]]
+                chunk = [self._copy(name, k, e) for k, e in found if e is not None]
+                if chunk:
+                    yield chunk
+
+    def _copy(self, store: str, key: str, entry: CacheEntry) -> LegacyEntryCopy:
+        return LegacyEntryCopy(
+            store,
+            entry.thinking_text if store == "main" else key,
+            entry.signature,
+            entry.thinking_text,
+            entry.model,
+            entry.owner_id,
+            entry.timestamp,
+            entry.timestamp + self._ttl_seconds,
         )
 
     # -- tool and session stores --------------------------------------------------------------

@@ -13,6 +13,7 @@ from sigcache.phases import MigrationPhase, parse_phase
 
 __all__ = [
     "ENV_VARS",
+    "BackfillMode",
     "FailurePolicy",
     "MigrationConfig",
     "default_l2_db_path",
@@ -20,6 +21,7 @@ __all__ = [
 ]
 
 FailurePolicy = Literal["ignore", "log"]
+BackfillMode = Literal["auto", "on_demand"]
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 
@@ -36,6 +38,8 @@ ENV_VARS: dict[str, str] = {
     "CACHE_NEW_L2_MAX_SIZE": "new_l2_max_size",
     "CACHE_NEW_L2_TTL": "new_l2_ttl_seconds",
     "CACHE_DUAL_WRITE_FAILURE_POLICY": "dual_write_failure_policy",
+    "CACHE_CONSISTENCY_SAMPLE_RATE": "consistency_sample_rate",
+    "CACHE_BACKFILL_ON_DUAL_WRITE": "backfill_on_dual_write",
 }
 
 
@@ -89,6 +93,23 @@ def _policy(name: str, raw: str) -> str:
     return value
 
 
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a rate between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={raw!r}: expected a rate between 0 and 1")
+    return value
+
+
+def _backfill_mode(name: str, raw: str) -> str:
+    value = raw.strip().lower().replace("-", "_")
+    if value not in ("auto", "on_demand"):
+        raise ConfigError(f"{name}={raw!r}: expected 'auto' or 'on_demand'")
+    return value
+
+
 def _path(name: str, raw: str) -> str:
     if not raw.strip():
         raise ConfigError(f"{name}={raw!r}: expected a file path")
@@ -104,6 +125,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "new_l2_max_size": _positive_int,
     "new_l2_ttl_seconds": _positive_seconds,
     "dual_write_failure_policy": _policy,
+    "consistency_sample_rate": _fraction,
+    "backfill_on_dual_write": _backfill_mode,
 }
 
 _T = TypeVar("_T")
@@ -123,6 +146,8 @@ class MigrationConfig:
     new_l2_ttl_seconds: float = 86_400.0
     dual_write_failure_policy: FailurePolicy = "log"
     read_repair: bool = True  # write a fallback hit back into the cache that missed
+    consistency_sample_rate: float = 0.01  # share of keyed reads compared live; 0 = off
+    backfill_on_dual_write: BackfillMode = "on_demand"  # "auto": backfill on entering DUAL_WRITE
     use_migration_adapter: bool = False  # migration mode at start of a new database
     initial_phase: MigrationPhase = MigrationPhase.LEGACY_ONLY  # phase of a new database
     env_use_migration_adapter: str = ""  # raw CACHE_USE_MIGRATION_ADAPTER, for the status
@@ -138,6 +163,16 @@ class MigrationConfig:
             "dual_write_failure_policy",
             self.dual_write_failure_policy,
             ("ignore", "log").__contains__,
+        )
+        _check(
+            "consistency_sample_rate",
+            self.consistency_sample_rate,
+            lambda v: _is_number(v) and 0.0 <= v <= 1.0,
+        )
+        _check(
+            "backfill_on_dual_write",
+            self.backfill_on_dual_write,
+            ("auto", "on_demand").__contains__,
         )
         if self.new_l1_ttl_seconds > self.new_l2_ttl_seconds:
             raise ConfigError(
@@ -178,6 +213,10 @@ class MigrationConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["initial_phase"] = self.initial_phase.name
         return out
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_positive_number(value: object) -> bool:

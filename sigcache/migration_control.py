@@ -109,6 +109,11 @@ class MigrationControl:
             self.persist_error = str(exc)
             log.error("[CACHE_MIGRATION] migration state not persisted: %s", exc)
 
+    def record(self, kind: str, *, actor: str, reason: str) -> None:
+        """Audit an operator action that changes neither phase nor mode (e.g. "backfill")."""
+        with self._lock:
+            self._record(kind, self.flags.phase, actor, reason)
+
     def set_phase(self, phase: object, *, actor: str, reason: str, force: bool) -> None:
         """Move to a phase: one step forward (gated unless forced) or any step back."""
         target = parse_phase(phase)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,13 @@ class MigrationFeatureFlags:
         self._phase = phase
         self._overrides: dict[str, bool | None] = dict.fromkeys(_OVERRIDE_NAMES)
         self._effective = PHASE_FLAG_TABLE[phase]
+        self._listeners: tuple[Callable[[PhaseFlags], None], ...] = ()
+
+    def subscribe(self, listener: Callable[[PhaseFlags], None]) -> None:
+        """Call `listener(effective)` now and after every change (under this record's lock)."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+            listener(self._effective)
 
     @property
     def phase(self) -> MigrationPhase:
@@ -155,6 +163,9 @@ class MigrationFeatureFlags:
         row = PHASE_FLAG_TABLE[self._phase]
         values = {n: getattr(row, n) if v is None else v for n, v in self._overrides.items()}
         self._effective = PhaseFlags(**values)
+        # Under the lock, so listeners see changes in the order they were made.
+        for listener in self._listeners:
+            listener(self._effective)
 
     @property
     def should_write_to_legacy(self) -> bool:

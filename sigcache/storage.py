@@ -1,8 +1,24 @@
-"""The L2 seam: the stored entry record and the small storage protocols every L2 implements.
+"""The L2 seam: the stored entry record and the storage protocols every L2 implements.
 
-`Storage` is what the background writer and a plain key look-up need (get, get_many, put_many,
-delete, cleanup, close), so another shared store (for multi-host deployments) can follow SQLite.
-`QueryStorage` adds the few ordered look-ups the layered cache needs across a restart.
+`LayeredSignatureCache(db_path, store=...)` accepts any `QueryStorage`; `SQLiteStore` is the
+default. A shared store for multi-host deployments (Redis, later) implements the same methods
+with the semantics documented on each one below. The contract, for every implementation:
+
+- Keys. An entry is identified by `(store, owner, key)`: `store` is one of `STORES`, `owner` the
+  namespace ("" = no owner, never None in a stored entry), `key` the SHA-256 hex of the
+  normalised text (main) or the tool/session id itself. Owners never match each other.
+- Time. `now` is passed in (the cache's clock); an entry is live while `now <= expires_at`.
+  A look-up never returns an expired entry; only `cleanup` removes expired ones.
+- Text. Any `str` (lone surrogates included) round-trips exactly in owner, key, text, model and
+  conversation id.
+- Reads never write. Look-ups change nothing, not even an access time.
+- Threads. Every method may be called from any thread concurrently: reads from request threads
+  (and from `asyncio.to_thread` workers), writes only from the cache's one writer thread. A
+  store must not be used after `close()`; it then raises `StorageError`.
+- Errors. A method raises `sigcache.errors.StorageError` (or a subclass, e.g.
+  `StorageBusyError`) for any failure of the backing store, never a driver's own exception;
+  the cache counts it and degrades to L1. Construction may raise `StorageOpenError`.
+- Fork. After `os.fork()` the child must not reuse the parent's connections; it opens its own.
 """
 
 from __future__ import annotations
@@ -10,9 +26,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
+from sigcache import forksafe
 from sigcache.schema import bind_text, read_text
 
 __all__ = [
@@ -32,13 +48,17 @@ SESSION = "session"
 STORES = (MAIN, TOOL, SESSION)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+# 2026-11: a NamedTuple, not a frozen dataclass: building one costs ~0.5 µs against ~2 µs for
+# a frozen slots dataclass (nine object.__setattr__ calls), and an L2 hit and every write
+# build one. It is as immutable; equality is by value.
+class Entry(NamedTuple):
     """One stored signature, as L1 holds it and as L2 persists it."""
 
     store: str  # MAIN | TOOL | SESSION
     owner: str  # the namespace; "" = no owner
-    key: str  # main: SHA-256 hex of the normalised text; tool/session: the id itself
+    # main: SHA-256 hex of the normalised text ("" in L1 for a write of this process: the
+    # writer thread derives it off the request path); tool/session: the id itself.
+    key: str
     signature: str
     text: str  # main: the thinking text as written; session: its optional text; tool: ""
     model: str | None
@@ -47,7 +67,7 @@ class Entry:
     expires_at: float  # epoch seconds; live while now <= expires_at
 
     def as_row(self) -> tuple[object, ...]:
-        """The column values in schema order."""
+        """The column values in schema order (`schema.COLUMNS`)."""
         return (
             self.store,
             bind_text(self.owner),
@@ -62,8 +82,16 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: Sequence[object]) -> Entry:
-        """An entry from a row selected in schema order."""
+        """An entry from a row selected in schema order (`schema.COLUMNS`)."""
         store, owner, key, signature, text, model, conversation, written, expires = row
+        if (
+            owner.__class__ is str
+            and key.__class__ is str
+            and text.__class__ is str
+            and model.__class__ is not bytes
+            and conversation.__class__ is not bytes
+        ):
+            return cls(*row)  # type: ignore[arg-type]  # the common case: nothing to decode
         return cls(
             str(store),
             read_text(owner),
@@ -78,48 +106,60 @@ class Entry:
 
 
 class Storage(Protocol):
-    """The minimal L2 store. Methods raise `StorageError`; the cache turns that into a miss."""
+    """The minimal L2 store: what the background writer and a key look-up need.
 
-    path: str
+    See the module docstring for the rules every method follows (keys, time, threads, errors).
+    """
+
+    path: str  # where the store lives, for messages (a file path, a URL without credentials)
 
     def get(self, store: str, owner: str, key: str, now: float) -> Entry | None:
-        """The live entry for a key, or None."""
+        """The live entry for `(store, owner, key)` at `now`, or None. Never writes."""
         ...
 
     def get_many(self, store: str, owner: str, keys: Sequence[str], now: float) -> dict[str, Entry]:
-        """Live entries for many keys of one store and owner, by key."""
+        """Live entries of one store and owner for many keys, by key (absent = miss).
+
+        Duplicated keys are allowed; any number of keys is allowed (chunk as needed).
+        """
         ...
 
     def put_many(self, entries: Sequence[Entry]) -> int:
-        """Upsert entries in one transaction; returns how many."""
+        """Upsert entries atomically (all or none) and durably once it returns; how many.
+
+        An existing `(store, owner, key)` is replaced whole (signature, text, times, ...).
+        Called only from the writer thread.
+        """
         ...
 
     def delete(self, store: str, owner: str | None, key: str) -> int:
-        """Delete a key (owner None = every owner); returns rows removed."""
+        """Delete a key of one owner, or of every owner when `owner` is None; rows removed."""
         ...
 
     def cleanup(self, now: float, max_rows: int) -> int:
-        """Delete expired rows, then the oldest-written beyond `max_rows`; returns rows removed."""
+        """Delete expired entries, then the oldest-written beyond `max_rows`; rows removed."""
         ...
 
     def close(self) -> None:
-        """Release every connection."""
+        """Release every connection of this process (idempotent); later calls raise."""
         ...
 
 
 class QueryStorage(Storage, Protocol):
-    """Storage plus the ordered look-ups of the layered cache."""
+    """Storage plus the ordered look-ups and admin calls of the layered cache."""
 
     def latest(
         self, store: str, owner: str, since: float, now: float, with_text: bool = False
     ) -> Entry | None:
-        """The newest live entry written after `since` (optionally with a non-empty text)."""
+        """The live entry with the greatest `written_at` > `since` (with a non-empty text if
+        `with_text`), or None."""
         ...
 
     def search(
         self, store: str, owner: str, needle: str, exclude: str, limit: int, now: float
     ) -> list[Entry]:
-        """Live entries whose key contains `needle` (not `exclude`), newest first."""
+        """Up to `limit` live entries whose key contains `needle` literally (no wildcards),
+        other than `exclude`, newest write first."""
         ...
 
     def exists_any_owner(self, store: str, key: str, now: float) -> bool:
@@ -127,19 +167,19 @@ class QueryStorage(Storage, Protocol):
         ...
 
     def count_live(self, store: str, now: float) -> int:
-        """Live rows of one store."""
+        """Live entries of one store, every owner."""
         ...
 
     def count_rows(self) -> int:
-        """Every row, live or not."""
+        """Every entry, live or expired, of every store."""
         ...
 
     def clear_store(self, store: str) -> int:
-        """Delete every row of one store; returns how many."""
+        """Delete every entry of one store; how many. Called only from the writer thread."""
         ...
 
     def scan(self, now: float) -> Iterator[Entry]:
-        """Every live entry, oldest write first."""
+        """Every live entry, oldest write first (lazily; for backfill)."""
         ...
 
 
@@ -151,6 +191,7 @@ class BurstLog:
         self._what = what
         self._lock = threading.Lock()
         self._failing = False
+        forksafe.register(self)
 
     def failure(self, detail: str) -> None:
         """Record a failure; logs a warning only when a burst starts."""
@@ -167,3 +208,7 @@ class BurstLog:
             ended, self._failing = self._failing, False
         if ended:
             self._log.warning("[LAYERED_CACHE] %s recovered", self._what)
+
+    def after_fork_in_child(self) -> None:
+        """A fresh lock: another thread of the parent may have held it at the fork."""
+        self._lock = threading.Lock()

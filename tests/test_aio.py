@@ -94,3 +94,23 @@ def test_async_read_fault_is_counted(tmp_path: Path) -> None:
             assert int(cache.cache.get_stats()["l2_errors"]) >= 2  # type: ignore[call-overload]
 
     asyncio.run(scenario())
+
+
+def test_async_over_another_store_reads_in_a_thread() -> None:
+    from tests.test_storage_seam import DictStorage
+
+    clock, shared = FakeClock(), DictStorage()
+    with LayeredSignatureCache("unused", clock=clock, store=shared) as writer:
+        writer.set("text", SIG_A, owner_id="o")
+
+    async def scenario() -> None:
+        cache = LayeredSignatureCache("unused", clock=clock, store=shared)
+        async with AsyncLayeredSignatureCache(cache, owns_cache=True) as wrapper:
+            assert await wrapper.aget("text", owner_id="o") == SIG_A
+            assert cache.read_tier() == "l2"
+            assert await wrapper.aget_many(["text", "nope"], owner_id="o") == [SIG_A, None]
+            shared.fail = True
+            assert await wrapper.aget("nope", owner_id="o") is None  # counted, not raised
+            assert int(cache.get_stats()["l2_errors"]) == 1  # type: ignore[call-overload]
+
+    asyncio.run(scenario())

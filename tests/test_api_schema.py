@@ -25,6 +25,7 @@ ROUTES = {
     ("post", "/cache/migration/enable"),
     ("post", "/cache/migration/disable"),
     ("post", "/cache/migration/phase"),
+    ("post", "/cache/migration/backfill"),
     ("get", "/cache/migration/history"),
     ("get", "/cache/signature/stats"),
     ("post", "/cache/signature/clear"),

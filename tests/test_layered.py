@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -279,3 +280,21 @@ def test_closed_cache_refuses_quietly(tmp_path: Path) -> None:
     assert cache.get("u") is None
     assert cache.get("t") == SIG_A  # L1 still answers
     assert isinstance(cache.get_stats()["l2_rows"], int)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_cache_keeps_working_in_a_forked_child(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with _cache(tmp_path / "c.db", clock) as cache:
+        cache.set("parent", SIG_A)
+        assert cache.flush(timeout=10)
+        assert cache.get("parent") == SIG_A
+        pid = os.fork()
+        if pid == 0:  # child: fresh locks, connections and writer thread
+            ok = cache.get("parent") == SIG_A and cache.set("child", SIG_B)
+            ok = ok and cache.flush(timeout=10) and cache.get_stats()["write_errors"] == 0
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    with _cache(tmp_path / "c.db", clock) as reopened:
+        assert reopened.get("child") == SIG_B and reopened.read_tier() == "l2"

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
+
+import pytest
+
 from sigcache.config import L1Settings
 from sigcache.memory import MemoryTier
 from sigcache.storage import MAIN, TOOL, Entry
@@ -33,10 +38,27 @@ def test_expiry_is_inclusive_like_legacy() -> None:
     clock.advance(100)
     assert tier.get((MAIN, "", "a")) is not None  # live while now <= expiry
     clock.advance(0.001)
-    assert tier.get((MAIN, "", "a")) is None
-    assert tier.expire() == 1
-    assert tier.counts["expirations"] == 1
+    assert tier.get((MAIN, "", "a")) is None  # lazy expiry: dropped (and counted) on read
+    assert tier.counts["expirations"] == 1 and tier.counts["misses"] == 1
     assert tier.size() == 0
+
+
+def test_expire_purges_unread_expired_entries_without_touching_lru() -> None:
+    clock = FakeClock()
+    tier = _tier(clock, max_entries=3)
+    tier.put((MAIN, "", "old"), _entry(MAIN, "old", clock()), clock() + 10)
+    tier.put((MAIN, "", "a"), _entry(MAIN, "a", clock()), clock() + 100)
+    tier.put((MAIN, "", "b"), _entry(MAIN, "b", clock()), clock() + 100)
+    clock.advance(11)
+    assert tier.size() == 3  # expired but unread: still held
+    assert tier.live_count(MAIN) == 2
+    assert tier.expire() == 1
+    assert tier.counts["expirations"] == 1 and tier.size() == 2
+    tier.put((MAIN, "", "c"), _entry(MAIN, "c", clock()), clock() + 100)
+    tier.put((MAIN, "", "d"), _entry(MAIN, "d", clock()), clock() + 100)
+    assert tier.get((MAIN, "", "a")) is None  # expire() did not count as a touch: a was LRU
+    assert tier.counts["evictions"] == 1
+    assert tier.pop((MAIN, "", "b")) is True
 
 
 def test_lru_bound_counts_evictions_and_keeps_recently_read() -> None:
@@ -103,3 +125,25 @@ def test_search_newest_containing() -> None:
     found = tier.search(TOOL, "", "abc", exclude="x_abc_9")
     assert found is not None and found.key == "x_abc"
     assert tier.search(TOOL, "other", "abc", exclude="") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_lock_held_at_fork_is_fresh_in_the_child() -> None:
+    clock = FakeClock()
+    tier = _tier(clock)
+    tier.put((MAIN, "", "a"), _entry(MAIN, "a", clock()), clock() + 100)
+    tier._lock.acquire()  # as if another thread were inside the tier at the fork
+    try:
+        pid = os.fork()
+        if pid == 0:  # child: would deadlock on the parent's held lock
+            os._exit(0 if tier.get((MAIN, "", "a")) is not None else 1)
+    finally:
+        tier._lock.release()
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child deadlocked on the L1 lock")
+    assert os.waitstatus_to_exitcode(done[1]) == 0

@@ -131,6 +131,32 @@ def test_lone_surrogates_round_trip(store: SQLiteStore) -> None:
     assert found is not None and found.key == odd and found.text == odd
 
 
+def test_readers_of_exited_threads_are_closed(store: SQLiteStore) -> None:
+    store.put_many([_entry("k")])
+
+    def read() -> None:
+        assert store.get(MAIN, "", "k", NOW) is not None
+
+    assert store.get(MAIN, "", "k", NOW) is not None
+    for _ in range(3):
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+    # The main thread's reader and the last thread's; each exited thread's reader was closed
+    # when the next one opened.
+    assert store.reader_count() == 2
+    assert store.get(MAIN, "", "k", NOW) is not None  # the main thread's reader still works
+
+
+def test_mmap_and_cache_size_pragmas_are_applied(tmp_path: Path) -> None:
+    settings = L2Settings(cache_size_kib=1_024, mmap_size_bytes=1 << 20)
+    made = SQLiteStore(tmp_path / "l2.db", settings)
+    conn = made._reader()
+    assert conn.execute("PRAGMA cache_size").fetchone()[0] == -1_024
+    assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 1 << 20
+    made.close()
+
+
 def test_readers_never_write(store: SQLiteStore) -> None:
     conn = store._reader()
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
@@ -160,17 +186,27 @@ def test_writer_batches_and_flushes(store: SQLiteStore) -> None:
 
 
 def test_writer_overflow_drops_and_counts(store: SQLiteStore) -> None:
-    gate = threading.Event()
+    # Deterministic: the writer thread is parked inside an admin call before any put is
+    # queued, so the queue holds exactly what this test puts (it used to race the writer).
+    running, gate = threading.Event(), threading.Event()
+
+    def park(_: object) -> None:
+        running.set()
+        gate.wait(10)
+
     writer = BatchWriter(store, L2Settings(max_pending=5, batch_interval_ms=0))
-    started = writer.call(lambda s: gate.wait(10), timeout=0)  # keeps the writer busy
-    assert started is None
+    assert writer.call(park, timeout=0) is None  # returns at once; the writer runs park
+    assert running.wait(10)
     results = [writer.put(_entry(f"k{i}")) for i in range(10)]
-    assert results.count(False) >= 4
-    assert writer.counts["dropped_writes"] == results.count(False)
-    assert writer.delete(MAIN, "", "k0") is True  # deletes are never dropped
+    assert results == [True] * 5 + [False] * 5
+    assert writer.counts["dropped_writes"] == 5
+    assert writer.delete(MAIN, "", "k0") is True  # deletes are never dropped, even when full
+    assert writer.depth() == 1 + 5 + 1
     gate.set()
     assert writer.flush(timeout=10)
     assert store.get(MAIN, "", "k0", NOW) is None
+    assert store.get(MAIN, "", "k4", NOW) is not None
+    assert store.get(MAIN, "", "k5", NOW) is None  # dropped
     writer.close(timeout=10)
 
 

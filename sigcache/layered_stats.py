@@ -1,0 +1,73 @@
+"""Read and write counters of the layered cache, and the numbers-only stats it reports."""
+
+from __future__ import annotations
+
+import threading
+
+from sigcache import forksafe
+from sigcache.storage import MAIN, SESSION, STORES, TOOL
+
+__all__ = ["Counters"]
+
+_SOURCES = ("l1", "pending", "l2", "error")
+
+
+class Counters:
+    """Counters, each changed under one lock by the code that knows the outcome."""
+
+    NAMES = (
+        "hits",
+        "misses",
+        *(
+            f"{store}_{what}"
+            for store in (MAIN, TOOL, SESSION)
+            for what in ("hits", "misses", "writes")
+        ),
+        *(f"{source}_{what}" for source in ("pending", "l2") for what in ("hits", "misses")),
+        "l2_errors",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.NAMES, 0)
+        # The counter names of every outcome, built once: no string formatting per call.
+        self._outcomes = {
+            (store, hit, source): _outcome_names(store, hit, source)
+            for store in STORES
+            for hit in (True, False)
+            for source in _SOURCES
+        }
+        forksafe.register(self)
+
+    def after_fork_in_child(self) -> None:
+        """A fresh lock: another thread of the parent may have held it at the fork."""
+        self._lock = threading.Lock()
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Add to one counter."""
+        with self._lock:
+            self._counts[name] += amount
+
+    def answered(self, store: str, hit: bool, source: str) -> None:
+        """Count one look-up: overall, per store, per source ("l1", "pending", "l2", "error")."""
+        names = self._outcomes[(store, hit, source)]
+        with self._lock:
+            counts = self._counts
+            for name in names:
+                counts[name] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of every counter."""
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        with self._lock:
+            self._counts = dict.fromkeys(self.NAMES, 0)
+
+
+def _outcome_names(store: str, hit: bool, source: str) -> tuple[str, ...]:
+    outcome = "hits" if hit else "misses"
+    names = (outcome, f"{store}_{outcome}")
+    return (*names, f"{source}_{outcome}") if source in ("pending", "l2") else names

@@ -1,0 +1,294 @@
+"""PhaseRouter: the routing machinery of the phase proxy (writes, reads, fallback, repair, stats).
+
+Writes go to the route's caches, authoritative first; reads ask the primary and, on a miss, the
+fallback, writing a fallback hit back into the cache that missed (read repair). The
+non-authoritative side never reaches the caller: its exceptions and False results are counted
+and logged. Routes are recomputed when the flags change, never per call.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sigcache.interface import SignatureCacheProtocol
+from sigcache.keys import is_valid_signature, normalize_thinking_text
+from sigcache.migration_stats import CacheSide, MigrationStats, ReadOutcome
+from sigcache.phases import MigrationFeatureFlags, PhaseFlags
+from sigcache.routing import (
+    ABSENT,
+    LEGACY_HIT,
+    NO_DIAG,
+    REPAIRS,
+    CallDiagnostics,
+    Route,
+    ShadowLog,
+    legacy_tally,
+    route_for,
+)
+
+__all__ = ["NewCacheProvider", "PhaseRouter", "Sampler"]
+
+Cache = SignatureCacheProtocol
+# new_cache(build) -> the new cache, built first when `build`; None while unavailable or unbuilt.
+NewCacheProvider = Callable[[bool], Cache | None]
+
+
+class Sampler(Protocol):
+    """Live consistency sampling as the router sees it (`sigcache.sampling.LiveSampler`)."""
+
+    rate: float
+    draw: Callable[[], float]  # a read is sampled when draw() < rate
+
+    def submit(
+        self, op: str, args: tuple[Any, ...], primary: CacheSide, value: Any, other: Any
+    ) -> None:
+        """Queue one read: the primary's answer and the other's (ABSENT: not consulted)."""
+
+
+class PhaseRouter:
+    """Routes calls to the legacy and new caches as the flags say; counts each call once."""
+
+    def __init__(
+        self,
+        legacy: Cache,
+        new_cache: NewCacheProvider,
+        flags: MigrationFeatureFlags,
+        *,
+        stats: MigrationStats | None = None,
+        read_repair: bool = True,
+        failure_policy: str = "log",
+    ) -> None:
+        self.legacy = legacy
+        self._new = new_cache
+        self.flags = flags
+        self.stats = stats or MigrationStats()
+        self.read_repair = read_repair
+        self.diagnose = True  # record per-call diagnostics (the facade: only while observed)
+        self.sampler: Sampler | None = None  # live consistency sampling, where both are read
+        self._shadow_log = ShadowLog(failure_policy != "ignore")
+        self._local = threading.local()
+        self._tally = legacy_tally(legacy)
+        self._active = True  # False while the facade bypasses this router (mode off)
+        self._validated: tuple[object, bool] = (None, False)  # (new cache, takes validated=)
+        self._route = route_for(flags.effective)
+        self.fast_legacy = False  # main get/set go straight to legacy, counted by its counters
+        flags.subscribe(self._flags_changed)
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def _flags_changed(self, flags: PhaseFlags) -> None:
+        self._apply(route_for(flags), self._active)
+
+    def set_active(self, active: bool) -> None:
+        """Tell the router whether traffic reaches it (the facade's migration mode)."""
+        self._apply(self._route, active)
+
+    def _apply(self, route: Route, active: bool) -> None:
+        fast = route.legacy_only and self._tally is not None
+        self.stats.derive_from(self._tally, on=fast and active)
+        self._route, self._active, self.fast_legacy = route, active, fast
+
+    @property
+    def route(self) -> Route:
+        """The route in force."""
+        return self._route
+
+    def last_diagnostics(self) -> CallDiagnostics:
+        """Diagnostics of this thread's last routed call (recorded while `diagnose` is on)."""
+        diag: CallDiagnostics = getattr(self._local, "diag", NO_DIAG)
+        return diag
+
+    def _diag(self, diag: CallDiagnostics) -> None:
+        if self.diagnose:
+            self._local.diag = diag
+
+    def _cache(self, side: CacheSide, build: bool = True) -> Cache | None:
+        return self.legacy if side is CacheSide.LEGACY else self._new(build)
+
+    def _attempt(self, side: CacheSide, op: str, args: tuple[Any, ...]) -> tuple[Any, bool]:
+        """(result, raised) of `op(*args)` on one cache; an unavailable cache counts as raised."""
+        cache = self._cache(side)
+        if cache is None:
+            return None, True
+        try:
+            return getattr(cache, op)(*args), False
+        except Exception as exc:  # the caller never sees a cache's exception
+            self._shadow_log.failure(side, op, type(exc).__name__)
+            return None, True
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _write(self, op: str, args: tuple[Any, ...], signature: object) -> bool:
+        """Write to the route's caches; validation is left to the authoritative cache."""
+        targets = self._route.write.targets
+        if not targets:
+            self._diag(NO_DIAG)
+            return False
+        first = targets[0]
+        value, _ = self._attempt(first, op, args)
+        result = value is True
+        if not result and not _valid(op, args, signature):
+            return self._reject()  # the cache refused bad input: nothing was attempted, really
+        attempted = {first: result}
+        skipped = shadow = False
+        for side in targets[1:]:
+            if not result:
+                skipped = True  # not attempted: never a failure
+                continue
+            ok = self._secondary(side, op, args) is True
+            attempted[side] = ok
+            if not ok:
+                shadow = True
+                self._shadow_log.failure(side, op, "write refused")
+        self.stats.record_write(attempted, first, int(skipped))
+        if self.diagnose:
+            self._local.diag = CallDiagnostics(first.value if result else None, shadow_error=shadow)
+        return result
+
+    def _secondary(self, side: CacheSide, op: str, args: tuple[Any, ...]) -> Any:
+        """The second write, telling a new cache that can skip validation that it may."""
+        if side is CacheSide.NEW and self._skips_validation():
+            cache = self._new(True)
+            if cache is not None:
+                try:
+                    return getattr(cache, op)(*args, validated=True)
+                except Exception as exc:  # a shadow failure is counted, never raised
+                    self._shadow_log.failure(side, op, type(exc).__name__)
+                    return None
+        return self._attempt(side, op, args)[0]
+
+    def _skips_validation(self) -> bool:
+        """True when the new cache's writes take `validated=True` (checked once per cache)."""
+        cache = self._new(False)
+        known, takes = self._validated
+        if cache is None or cache is known:
+            return takes
+        try:
+            takes = "validated" in inspect.signature(cache.set).parameters
+        except (TypeError, ValueError):
+            takes = False
+        self._validated = (cache, takes)
+        return takes
+
+    def _reject(self) -> bool:
+        self.stats.record_rejected_write()
+        self._diag(NO_DIAG)
+        return False
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _tier(self, side: CacheSide) -> str | None:
+        if side is CacheSide.LEGACY:
+            return "legacy"
+        read_tier = getattr(self._new(False), "read_tier", None)
+        tier = read_tier() if callable(read_tier) else None
+        return tier if isinstance(tier, str) else "new"
+
+    def _read(self, op: str, args: tuple[Any, ...], owner_id: object = None) -> Any:
+        route = self._route
+        primary, fallback = route.read.primary, route.read.fallback
+        if primary is None:
+            self._diag(NO_DIAG)
+            return None
+        value, raised = self._attempt(primary, op, args)
+        if value is None and fallback is not None:
+            return self._read_fallback(primary, fallback, op, args, owner_id, int(raised))
+        self.stats.record_primary(primary, value is not None, int(raised))
+        if self.diagnose:
+            if value is None:
+                self._local.diag = CallDiagnostics(shadow_error=raised)
+            elif primary is CacheSide.LEGACY and not raised:
+                self._local.diag = LEGACY_HIT
+            else:
+                self._local.diag = CallDiagnostics(primary.value, self._tier(primary))
+        sampler = self.sampler
+        if sampler is not None and route.both_read and sampler.draw() < sampler.rate:
+            sampler.submit(op, args, primary, value, ABSENT)
+        return value
+
+    def _read_fallback(
+        self,
+        primary: CacheSide,
+        fallback: CacheSide,
+        op: str,
+        args: tuple[Any, ...],
+        owner_id: object,
+        errors: int,
+    ) -> Any:
+        """After a primary miss: ask the fallback, repair the primary, count the read once."""
+        value, fallback_raised = self._attempt(fallback, op, args)
+        errors += fallback_raised
+        hit = value is not None
+        # The tier before the repair: repairing may read the answering cache again (L1 then).
+        tier = self._tier(fallback) if hit and self.diagnose else None
+        repaired = repair_failed = skipped = False
+        repair = REPAIRS.get(op)
+        if hit and repair is not None and self.read_repair:
+            if primary is CacheSide.NEW and not owner_id:
+                # A permissive legacy answer to an ownerless caller may be any owner's entry:
+                # copied ownerless into the strict cache it would answer every ownerless caller.
+                skipped = True
+            else:
+                repaired = self._repair(primary, fallback, op, repair, args, value)
+                repair_failed = not repaired
+        outcome = ReadOutcome(
+            primary, False, fallback, hit, repaired, repair_failed, skipped, errors
+        )
+        self.stats.record_read(outcome)
+        if self.diagnose:
+            self._local.diag = CallDiagnostics(
+                fallback.value if hit else None,
+                tier,
+                fallback=hit,
+                read_repair=repaired,
+                shadow_error=bool(errors) or repair_failed,
+            )
+        sampler = self.sampler
+        if sampler is not None and not errors and sampler.draw() < sampler.rate:
+            sampler.submit(op, args, primary, None, value)
+        return value
+
+    def _repair(
+        self,
+        missed: CacheSide,
+        answered: CacheSide,
+        op: str,
+        repair: Callable[[Cache, Cache, tuple[Any, ...], Any], bool],
+        args: tuple[Any, ...],
+        value: object,
+    ) -> bool:
+        target, source = self._cache(missed), self._cache(answered)
+        if target is None or source is None:
+            return False
+        try:
+            return repair(target, source, args, value) is True
+        except Exception as exc:  # a failed repair is a counted observation, not an error
+            self._shadow_log.failure(missed, f"{op} read repair", type(exc).__name__)
+            return False
+
+    def _each(self, op: str, args: tuple[Any, ...] = ()) -> Any:
+        """Run on every cache that exists; return the authoritative one's result."""
+        order = self._route.each
+        results: list[Any] = []
+        for side in order:
+            if self._cache(side, build=False) is None:
+                continue
+            value, _ = self._attempt(side, op, args)
+            results.append(value if value is not None else 0)
+        self._diag(CallDiagnostics(source=order[0].value if order else None))
+        return results[0] if results else 0
+
+
+def _valid(op: str, args: tuple[Any, ...], signature: object) -> bool:
+    """The adapter's own input check, run only after a refusal (to tell refusal from failure)."""
+    key = args[0]
+    if not isinstance(key, str) or not is_valid_signature(signature):
+        return False
+    if op == "set":
+        return bool(normalize_thinking_text(key))
+    if op == "cache_session_signature" and not isinstance(args[2], str | None):
+        return False
+    return bool(key)
