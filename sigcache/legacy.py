@@ -217,6 +217,30 @@ class SignatureCache:
             self._stats.expirations += len(expired)
         return len(expired)
 
+    def peek_owner(self, store: str, key: object) -> tuple[bool, str | None]:
+        """(found, stored owner) of the live entry a read of `key` would find; no side effects.
+
+        Read repair asks this before copying a legacy answer into the owner-strict new cache:
+        legacy matches owners permissively, so its answer may be another owner's entry.
+        """
+        if _text(key) is None:
+            return False, None
+        assert isinstance(key, str)
+        with self._lock:
+            now = self._clock()
+            if store == "main":
+                entry = self._cache.get(self._key(key))
+                same = entry is not None and normalize_thinking_text(
+                    entry.thinking_text
+                ) == normalize_thinking_text(key)
+                entry = entry if same else None
+            else:
+                stores = {"tool": self._tool_signatures, "session": self._session_signatures}
+                entry = stores[store].get(key) if store in stores else None
+            if entry is None or self._expired(entry, now):
+                return False, None
+            return True, entry.owner_id
+
     # -- stats ------------------------------------------------------------------------------
 
     def get_stats(self) -> dict[str, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -38,28 +39,64 @@ def default_new_cache_factory(db_path: str, *, config: MigrationConfig, clock: C
 
 
 class LazyCache:
-    """The new cache, built on first need; a failed build is remembered and logged once."""
+    """The new cache, built on first need; a failed build is logged and retried with backoff.
 
-    def __init__(self, factory: Callable[[], Cache]) -> None:
+    A database that cannot be opened at first use (a missing mount, a directory in its place) must
+    not leave the process without its new cache until a restart: the build is tried again after
+    `retry_base` seconds, doubling up to `retry_max`, so recovery follows the fault by seconds
+    while an outage costs one open attempt per backoff period, not one per call.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Cache],
+        *,
+        retry_base: float = 1.0,
+        retry_max: float = 30.0,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
         self._factory = factory
         self._lock = threading.Lock()
         self._cache: Cache | None = None
         self._closed = False
+        self._retry_base = retry_base
+        self._retry_max = retry_max
+        self._monotonic = monotonic
+        self._failures = 0
+        self._retry_at = 0.0
         self.error: str | None = None
 
     def get(self, build: bool = True) -> Cache | None:
-        """The cache, built first if `build`; None while unbuilt, failed or closed."""
+        """The cache, built first if `build`; None while unbuilt, failing or closed."""
         cache = self._cache
-        if cache is not None or not build or self.error is not None or self._closed:
+        if cache is not None or not build or self._closed:
             return cache
+        if self.error is not None and self._monotonic() < self._retry_at:
+            return None
         with self._lock:
-            if self._cache is None and self.error is None and not self._closed:
-                try:
-                    self._cache = self._factory()
-                except Exception as exc:  # a broken new cache must not break cache calls
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    log.error("[LEGACY_ADAPTER] new cache unavailable: %s", self.error)
+            if self._cache is None and not self._closed and self._due():
+                self._build()
             return self._cache
+
+    def _due(self) -> bool:
+        return self.error is None or self._monotonic() >= self._retry_at
+
+    def _build(self) -> None:
+        try:
+            self._cache = self._factory()
+        except Exception as exc:  # a broken new cache must not break cache calls
+            self._failures += 1
+            delay = min(self._retry_base * 2 ** (self._failures - 1), self._retry_max)
+            self._retry_at = self._monotonic() + delay
+            if self.error is None:
+                log.error("[LEGACY_ADAPTER] new cache unavailable: %s", type(exc).__name__)
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        if self.error is not None:
+            log.warning(
+                "[LEGACY_ADAPTER] new cache available again after %d failures", self._failures
+            )
+        self.error, self._failures = None, 0
 
     @property
     def built(self) -> bool:
@@ -67,9 +104,9 @@ class LazyCache:
         return self._cache is not None
 
     def retry(self) -> None:
-        """Forget a failed build so the next `get` tries again."""
+        """Try a failed build again at the next `get`, whatever the backoff."""
         with self._lock:
-            self.error = None
+            self._retry_at = 0.0
 
     def close(self) -> None:
         """Flush and close the cache if built; later `get`s return None."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -193,6 +194,14 @@ def decode_event(line: bytes) -> RecordedEvent:
     )
 
 
+def _open_private(path: Path, mode: str) -> IO[bytes]:
+    """Open for writing, owner-only (0600) whatever the umask: recordings hold texts."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through os.open: tighten it too
+    return os.fdopen(fd, mode + "b")
+
+
 class RecordingWriter:
     """Append-only writer of one recording; gzip when the path ends in `.gz`.
 
@@ -208,7 +217,7 @@ class RecordingWriter:
             raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
         self.path = Path(path)
         self.header = header
-        self._raw: IO[bytes] = open(self.path, mode + "b")  # noqa: SIM115 (closed in close())
+        self._raw: IO[bytes] = _open_private(self.path, mode)
         self._out: _Stream = self._raw
         if self.path.suffix == ".gz":
             self._out = gzip.GzipFile(

@@ -36,6 +36,15 @@ Cache = SignatureCacheProtocol
 NewCacheProvider = Callable[[bool], Cache | None]
 
 
+# The store each repairable read looks in, for the legacy owner check.
+_PEEK_STORES = {
+    "get": "main",
+    "get_tool_signature": "tool",
+    "get_session_signature": "session",
+    "get_session_signature_with_text": "session",
+}
+
+
 class Sampler(Protocol):
     """Live consistency sampling as the router sees it (`sigcache.sampling.LiveSampler`)."""
 
@@ -227,9 +236,9 @@ class PhaseRouter:
         repaired = repair_failed = skipped = False
         repair = REPAIRS.get(op)
         if hit and repair is not None and self.read_repair:
-            if primary is CacheSide.NEW and not owner_id:
-                # A permissive legacy answer to an ownerless caller may be any owner's entry:
-                # copied ownerless into the strict cache it would answer every ownerless caller.
+            if primary is CacheSide.NEW and not self._legacy_owner_is(op, args, owner_id):
+                # Legacy matches owners permissively: its answer may be another owner's entry,
+                # and copied under the caller's owner the strict cache would leak it.
                 skipped = True
             else:
                 repaired = self._repair(primary, fallback, op, repair, args, value)
@@ -250,6 +259,15 @@ class PhaseRouter:
         if sampler is not None and not errors and sampler.draw() < sampler.rate:
             sampler.submit(op, args, primary, None, value)
         return value
+
+    def _legacy_owner_is(self, op: str, args: tuple[Any, ...], owner_id: object) -> bool:
+        """True when legacy's entry for this read was written by exactly the caller's owner."""
+        peek = getattr(self.legacy, "peek_owner", None)
+        store = _PEEK_STORES.get(op)
+        if not callable(peek) or store is None:
+            return bool(owner_id)  # unknown cache: only owned callers, as before
+        found, stored = peek(store, args[0])
+        return bool(found) and (stored or None) == (owner_id or None)
 
     def _repair(
         self,

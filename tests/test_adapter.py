@@ -144,8 +144,9 @@ def test_where_reads_are_answered(
         assert reads["misses"] == 1 and diag.source is None
         return
     source, fallback = outcome
-    # A legacy answer to an ownerless caller is never copied into the owner-strict new cache.
-    repaired = fallback and not (source == "legacy" and owner is None)
+    # Here the entry's owner is the caller's, so legacy's answer is copied back (see the test
+    # below for an entry of another owner, which never is).
+    repaired = fallback
     assert answer == expected(SIG_A)
     assert (diag.source, diag.fallback, diag.read_repair) == (source, fallback, repaired)
     assert diag.tier == ("legacy" if source == "legacy" else "new")
@@ -155,6 +156,21 @@ def test_where_reads_are_answered(
     assert reads["read_repairs_skipped"] == int(fallback and not repaired)
     if repaired:  # the cache that missed now holds the answer, under the caller's owner
         assert read(other, owner) == expected(SIG_A)
+
+
+@pytest.mark.parametrize(("stored", "caller"), [("alice", None), (None, "bob"), ("alice", "bob")])
+def test_read_repair_never_copies_another_owners_entry(
+    stored: str | None, caller: str | None
+) -> None:
+    stack = Stack(P.NEW_PREFERRED)
+    stack.legacy.set(TEXT, SIG_A, owner_id=stored)
+    answer = stack.adapter.get(TEXT, owner_id=caller)
+    if answer is None:  # legacy itself refused (two different owners): nothing to repair
+        assert stored and caller
+    else:
+        assert answer == SIG_A  # legacy's permissive answer still reaches the caller
+    assert stack.new.inner.get(TEXT, owner_id=caller) is None
+    assert stack.reads()["read_repairs"] == 0
 
 
 def test_read_repair_can_be_turned_off() -> None:

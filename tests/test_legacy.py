@@ -298,3 +298,18 @@ def test_concurrent_use_keeps_counters_consistent() -> None:
     assert isinstance(layer, dict)
     assert layer["tool_cache_hits"] + layer["tool_cache_misses"] == 4 * 300
     assert sys.getrecursionlimit() > 0
+
+
+def test_peek_owner_has_no_side_effects() -> None:
+    clock = FakeClock()
+    cache = SignatureCache(clock=clock)
+    cache.set("text", SIG_A, owner_id="alice")
+    cache.cache_tool_signature("toolu_1", SIG_B)
+    before = cache.get_stats()
+    assert cache.peek_owner("main", "<think>text</think>") == (True, "alice")
+    assert cache.peek_owner("tool", "toolu_1") == (True, None)
+    assert cache.peek_owner("session", "nope") == (False, None)
+    assert cache.peek_owner("main", None) == (False, None)
+    assert cache.get_stats() == before
+    clock.advance(4000)
+    assert cache.peek_owner("main", "text") == (False, None)

@@ -177,14 +177,6 @@ def test_database_files_are_owner_only(tmp_path: Path) -> None:
     assert all(int(m, 8) & 0o077 == 0 for m in modes.values()), modes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: sigcache/recording.py RecordingWriter.__init__ opens the recording with "
-        "open(path, 'wb'): mode 0644 under umask 022, so unredacted thinking texts and "
-        "signatures are readable by every local user"
-    ),
-)
 def test_recordings_are_owner_only(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
