@@ -292,8 +292,9 @@ def create_app(
     *,
     token: str | TokenSet | None = None,
     data_plane: bool = True,
+    metrics: bool = True,
 ) -> FastAPI:
-    """A FastAPI app serving the router; `facade` defaults to the process-default facade."""
+    """A FastAPI app serving the router (and `/metrics`); `facade` defaults to the process one."""
     tokens = TokenSet.single(token) if isinstance(token, str) else token
     provider: FacadeProvider
     if facade is None:
@@ -312,4 +313,13 @@ def create_app(
         description="Control API of the sigcache thinking-signature cache and its migration.",
     )
     app.include_router(create_router(provider, tokens=tokens, data_plane=data_plane))
+    if metrics:
+        from sigcache.metrics import MetricsPublisher, metrics_router
+
+        # Collected on each scrape (no thread): counts only, like /healthz unauthenticated so
+        # an operator's Prometheus can scrape every worker.
+        publisher = MetricsPublisher(
+            provider, sync_provider=lambda: getattr(provider(), "phase_sync", None)
+        )
+        app.include_router(metrics_router(publisher))
     return app

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sigcache.adapter import CallDiagnostics, LegacySignatureCacheAdapter
 from sigcache.backfill import BackfillRefused, BackfillSummary
@@ -22,6 +22,9 @@ from sigcache.phase_store import PhaseStore
 from sigcache.phases import MigrationFeatureFlags, MigrationPhase
 from sigcache.sampling import LiveSampler
 from sigcache.strategies import MigrationStats
+
+if TYPE_CHECKING:
+    from sigcache.phase_sync import PhaseSync
 
 __all__ = [
     "CacheFacade",
@@ -69,6 +72,7 @@ class CacheFacade(FacadeOperations):
             read_repair=cfg.read_repair,
             failure_policy=cfg.dual_write_failure_policy,
         )
+        self.phase_sync: PhaseSync | None = None  # set by whoever shares the state
         self.sampler = LiveSampler(
             self.legacy, self._new_cache, lambda: self.flags.phase.name, cfg.consistency_sample_rate
         )
@@ -168,6 +172,8 @@ class CacheFacade(FacadeOperations):
         status["live_consistency"] = live = self.sampler.stats()
         status["flags"]["debug"]["validate_consistency"] = live["enabled"]
         status["backfill"] = {"mode": self.config.backfill_on_dual_write, **self.backfills.status()}
+        if self.phase_sync is not None:
+            status["shared_state"] = self.phase_sync.status()
         return status
 
     def backfill(
@@ -274,6 +280,8 @@ class CacheFacade(FacadeOperations):
 
     def close(self) -> None:
         """Stop backfill and sampling, flush and close the new cache and the state store."""
+        if self.phase_sync is not None:
+            self.phase_sync.stop()  # before the store it polls is closed
         self.backfills.close()
         self.sampler.close()
         self._new.close()

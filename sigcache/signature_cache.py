@@ -88,10 +88,48 @@ def _build() -> CacheFacade:
         log.error("[CACHE_MIGRATION] invalid environment, using defaults: %s", exc)
         config = MigrationConfig()
     facade = CacheFacade(
-        config, clock=_clock, new_cache_factory=_factory, promotion_guard=_default_guard(environ)
+        config,
+        clock=_clock,
+        new_cache_factory=_factory or _redis_factory(environ),
+        promotion_guard=_default_guard(environ),
     )
     _attach_recorder(facade, environ)
+    _attach_phase_sync(facade, environ)
     return facade
+
+
+def _redis_factory(environ: Mapping[str, str]) -> NewCacheFactory | None:
+    """A layered cache over Redis when CACHE_NEW_L2_URL names one (else the SQLite default)."""
+    from sigcache.redis_wiring import l2_url, redis_cache_factory
+
+    try:
+        url = l2_url(environ)
+    except ConfigError as exc:
+        log.error("[CACHE_MIGRATION] %s; using the SQLite L2", exc)
+        return None
+    return redis_cache_factory(url) if url else None
+
+
+def _attach_phase_sync(facade: CacheFacade, environ: Mapping[str, str]) -> None:
+    """Share the phase with every process on the same L2 (poll off the request path).
+
+    On when the state can be shared: a Redis L2, an existing L2 database, or migration mode on at
+    start. A pure legacy process that never migrated starts no thread and creates no file.
+    """
+    from sigcache.phase_sync import attach_phase_sync, interval_from_env, phase_backend_from_env
+    from sigcache.redis_wiring import l2_url
+
+    try:
+        shared = (
+            l2_url(environ) is not None
+            or os.path.exists(facade.db_path)
+            or facade.is_migration_mode_enabled()
+        )
+        if shared:
+            backend = phase_backend_from_env(environ, facade.db_path)
+            facade.phase_sync = attach_phase_sync(facade, backend, interval_from_env(environ))
+    except Exception as exc:  # sharing is an addition: never a reason for calls to fail
+        log.error("[CACHE_MIGRATION] phase sync disabled: %s", type(exc).__name__)
 
 
 def _default_guard(environ: Mapping[str, str]) -> PromotionGuard:
