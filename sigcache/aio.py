@@ -37,8 +37,12 @@ _T = TypeVar("_T")
 class _AsyncReader:
     """One aiosqlite reader connection, reopened for a new event loop or after a fork."""
 
-    def __init__(self, path: str, settings: L2Settings) -> None:
+    def __init__(
+        self, path: str, settings: L2Settings, verify: Callable[[bool], int] | None = None
+    ) -> None:
         self._path = path
+        self._verify = verify  # the sync store's file-identity check (a recreated file)
+        self._generation = -1
         self._pragmas = schema.connection_pragmas(
             schema.READER_PRAGMAS,
             settings.busy_timeout_ms,
@@ -52,14 +56,16 @@ class _AsyncReader:
 
     async def _connection(self) -> aiosqlite.Connection:
         owner = (os.getpid(), asyncio.get_running_loop())
-        if self._conn is not None and self._owner == owner:
+        stale = self._verify is not None and self._verify(False) != self._generation
+        if self._conn is not None and self._owner == owner and not stale:
             return self._conn
         # 2026-11: many tasks missing at once each opened a connection and all but one leaked
         # (ResourceWarning); one opening lock per loop makes the others wait for the first.
         if self._opening is None or self._opening[0] != owner:
             self._opening = (owner, asyncio.Lock())
         async with self._opening[1]:
-            if self._conn is not None and self._owner == owner:
+            generation = -1 if self._verify is None else self._verify(True)
+            if self._conn is not None and self._owner == owner and generation == self._generation:
                 return self._conn
             await self.close()
             conn = await aiosqlite.connect(self._path, timeout=self._timeout, isolation_level=None)
@@ -69,7 +75,7 @@ class _AsyncReader:
             except BaseException:
                 await conn.close()
                 raise
-            self._conn, self._owner = conn, owner
+            self._conn, self._owner, self._generation = conn, owner, generation
             return conn
 
     async def rows(self, sql: str, params: Sequence[object]) -> list[Entry]:
@@ -81,6 +87,9 @@ class _AsyncReader:
         except sqlite3.Error as exc:
             await self.close()  # a fresh connection next time lets a cleared fault recover
             raise translate_sqlite_error(exc, self._path, "read") from exc
+        except StorageError:  # the file was recreated: reconnect next time
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Close the connection if it belongs to this process."""
@@ -97,9 +106,10 @@ class AsyncLayeredSignatureCache:
     def __init__(self, cache: LayeredSignatureCache, *, owns_cache: bool = False) -> None:
         self.cache = cache
         self._owns_cache = owns_cache
-        self._reader = _AsyncReader(cache.path, cache.config.l2)
         # aiosqlite reads only a SQLite L2; any other store is read in a worker thread.
         self._sqlite = isinstance(cache.storage, SQLiteStore)
+        verify = cache.storage.verify if isinstance(cache.storage, SQLiteStore) else None
+        self._reader = _AsyncReader(cache.path, cache.config.l2, verify)
 
     @classmethod
     def open(

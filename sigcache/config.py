@@ -53,6 +53,10 @@ class LayeredConfig:
 
     l1: L1Settings = field(default_factory=L1Settings)
     l2: L2Settings = field(default_factory=L2Settings)
+    # Refuse (and count) signatures that are not base64 after normalising base64url and
+    # padding: a value cut short by an aborted stream. Off by default for now: the shared
+    # contract fixtures (tests/contract.py SIG_C, 89 characters) are not base64.
+    reject_truncated: bool = False
 
     def __post_init__(self) -> None:
         _positive("l1.max_entries", self.l1.max_entries)

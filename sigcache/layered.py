@@ -21,8 +21,9 @@ from types import TracebackType
 
 from sigcache.errors import StorageError
 from sigcache.keys import is_valid_signature
-from sigcache.layered_keys import id_key, l2_key, main_key, window_start
+from sigcache.layered_keys import PLACEHOLDERS, id_key, is_truncated, l2_key, main_key, window_start
 from sigcache.lookups import OrderedLookups
+from sigcache.memory import L1Key
 from sigcache.storage import MAIN, SESSION, TOOL, Entry
 from sigcache.tiers import log
 
@@ -47,13 +48,22 @@ class LayeredSignatureCache(OrderedLookups):
         owner_id: str | None = None,
         *,
         conversation_id: str | None = None,
+        expires_at: float | None = None,
+        written_at: float | None = None,
+        validated: bool = False,
     ) -> bool:
-        """Cache a signature for a thinking text; False for empty or invalid input."""
+        """Cache a signature for a thinking text; False for empty or invalid input.
+
+        `expires_at` (epoch seconds, cache clock) can only shorten the entry's life and must
+        lie ahead; `written_at` is the write time for last/recent look-ups (default now);
+        `validated=True` skips the signature pattern check (the caller already ran it).
+        """
         key = main_key(thinking_text, owner_id)
-        if key is None or not is_valid_signature(signature) or self._closed:
+        if key is None or not self._acceptable(key, signature, validated):
             return False
-        self._write(key, signature, thinking_text, model, conversation_id)
-        return True
+        return self._write(
+            key, signature, thinking_text, model, conversation_id, expires_at, written_at
+        )
 
     def get(self, thinking_text: str, owner_id: str | None = None) -> str | None:
         """The signature for a thinking text under this owner, or None."""
@@ -176,14 +186,20 @@ class LayeredSignatureCache(OrderedLookups):
     # -- tool and session stores --------------------------------------------------------------
 
     def cache_tool_signature(
-        self, tool_id: str, signature: str, owner_id: str | None = None
+        self,
+        tool_id: str,
+        signature: str,
+        owner_id: str | None = None,
+        *,
+        expires_at: float | None = None,
+        written_at: float | None = None,
+        validated: bool = False,
     ) -> bool:
-        """Cache a signature for a tool-call id."""
+        """Cache a signature for a tool-call id (keywords as for `set`)."""
         key = id_key(TOOL, tool_id, owner_id)
-        if key is None or not is_valid_signature(signature) or self._closed:
+        if key is None or not self._acceptable(key, signature, validated):
             return False
-        self._write(key, signature, "", None, None)
-        return True
+        return self._write(key, signature, "", None, None, expires_at, written_at)
 
     def cache_session_signature(
         self,
@@ -191,15 +207,48 @@ class LayeredSignatureCache(OrderedLookups):
         signature: str,
         thinking_text: str = "",
         owner_id: str | None = None,
+        *,
+        expires_at: float | None = None,
+        written_at: float | None = None,
+        validated: bool = False,
     ) -> bool:
         """Cache a signature (and optionally its thinking text) for a session id."""
         key = id_key(SESSION, session_id, owner_id)
-        if key is None or not is_valid_signature(signature) or self._closed:
+        if key is None or not self._acceptable(key, signature, validated):
             return False
         if not isinstance(thinking_text, str | None):
             return False
-        self._write(key, signature, thinking_text or "", None, None)
-        return True
+        text = thinking_text or ""
+        return self._write(key, signature, text, None, None, expires_at, written_at)
+
+    def _acceptable(self, key: L1Key, signature: object, validated: object) -> bool:
+        """Whether a write may go ahead; a refused signature is counted by reason."""
+        if self._closed or not isinstance(signature, str) or not signature:
+            return False
+        reason = None
+        if signature in PLACEHOLDERS:
+            reason = "placeholder"
+        elif validated is not True and not is_valid_signature(signature):
+            reason = "invalid"
+        elif self._config.reject_truncated and is_truncated(signature):
+            reason = "truncated"
+        elif self._shortens(key, signature):
+            reason = "prefix"
+        if reason is not None:
+            self._stats.rejected(reason)
+        return reason is None
+
+    def _shortens(self, key: L1Key, signature: str) -> bool:
+        """Whether `signature` is a strict prefix of the value held for the key (L1, queue).
+
+        An aborted stream re-sent later must not replace the whole value; L2 applies the same
+        rule in its upsert (`schema.UPSERT`) for values only it still holds.
+        """
+        held = self._l1.peek(key)
+        if held is None:
+            held = self._writer.lookup(*key)[1]
+        stored = None if held is None else held.signature
+        return stored is not None and len(signature) < len(stored) and stored.startswith(signature)
 
     def get_session_signature(self, session_id: str, owner_id: str | None = None) -> str | None:
         """The signature for a session id under this owner, or None."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from sigcache import forksafe
+from sigcache.layered_keys import REJECTION_REASONS
 from sigcache.storage import MAIN, SESSION, STORES, TOOL
 
 __all__ = ["Counters"]
@@ -25,6 +26,8 @@ class Counters:
         ),
         *(f"{source}_{what}" for source in ("pending", "l2") for what in ("hits", "misses")),
         "l2_errors",
+        "rejected_writes",
+        *(f"rejected_{reason}" for reason in REJECTION_REASONS),
     )
 
     def __init__(self) -> None:
@@ -47,6 +50,12 @@ class Counters:
         """Add to one counter."""
         with self._lock:
             self._counts[name] += amount
+
+    def rejected(self, reason: str) -> None:
+        """Count one refused write, overall and by reason (`REJECTION_REASONS`)."""
+        with self._lock:
+            self._counts["rejected_writes"] += 1
+            self._counts[f"rejected_{reason}"] += 1
 
     def answered(self, store: str, hit: bool, source: str) -> None:
         """Count one look-up: overall, per store, per source ("l1", "pending", "l2", "error")."""

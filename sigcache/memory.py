@@ -107,6 +107,14 @@ class MemoryTier:
                     order.move_to_end(key[2])
         return slot[0]
 
+    def peek(self, key: L1Key) -> Entry | None:
+        """The live entry for a key without counting or touching it (LRU and "last" order)."""
+        now = self._clock()
+        with self._lock:
+            order = self._order.get((key[0], key[1]))
+            slot = None if order is None else order.get(key[2])
+        return None if slot is None or now > slot[1] else slot[0]
+
     def put(self, key: L1Key, entry: Entry, expires: float) -> None:
         """Store an entry until `expires` (the caller never passes a past expiry)."""
         slot = (entry, expires)

@@ -27,6 +27,7 @@ from sigcache.recording import PAIR_OPS, RecordedEvent
 __all__ = ["CHUNK", "Redactor", "normalized_span"]
 
 CHUNK: Final = 100  # divides the legacy key prefix (500): shared 500-prefixes stay shared
+_SHORT_CHUNK: Final = 12  # below this many characters a surrogate collision is plausible
 _ALNUM: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _TO_ALNUM: Final = bytes(_ALNUM[b % 62] for b in range(256))
 _TO_LOWER: Final = bytes(ord("a") + b % 26 for b in range(256))
@@ -77,6 +78,10 @@ class Redactor:
         if not key:
             raise ValueError("a redaction key must not be empty")
         self._prefix = len(key).to_bytes(4, "big") + key
+        # Short final chunks have few possible surrogates (26 for one letter): two texts that
+        # differ only there would collide. Remember what each short surrogate stands for and
+        # re-draw on a collision, so equal surrogates always mean equal texts.
+        self._short: dict[tuple[bytes, bytes], bytes] = {}
 
     @classmethod
     def random(cls) -> Redactor:
@@ -98,10 +103,24 @@ class Redactor:
         parts = []
         for offset in range(0, len(core), CHUNK):
             chunk = core[offset : offset + CHUNK]
+            before = running.copy().digest()
             running.update(_encode(chunk))  # each chunk depends on the whole prefix up to it
             seed = running.copy().digest()
-            parts.append(hashlib.shake_256(seed).digest(len(chunk)).translate(_TO_LOWER))
+            if len(chunk) < _SHORT_CHUNK:
+                parts.append(self._short_surrogate(before, seed, len(chunk)))
+            else:
+                parts.append(hashlib.shake_256(seed).digest(len(chunk)).translate(_TO_LOWER))
         return value[:start] + b"".join(parts).decode("ascii") + value[end:]
+
+    def _short_surrogate(self, before: bytes, seed: bytes, size: int) -> bytes:
+        """A surrogate for a short final chunk, never shared by two different chunks."""
+        for attempt in range(1_000):
+            draw = hashlib.shake_256(seed + attempt.to_bytes(4, "big")).digest(size)
+            surrogate = draw.translate(_TO_LOWER)
+            owner = self._short.setdefault((before, surrogate), seed)
+            if owner == seed:
+                return surrogate
+        return hashlib.shake_256(seed).digest(size).translate(_TO_LOWER)  # space exhausted
 
     def signature(self, value: str) -> str:
         """Surrogate of a signature: letters and digits replaced, every other character kept."""

@@ -12,7 +12,10 @@ Times are epoch seconds (REAL) from the cache's injected clock; a row is live wh
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+
+from sigcache.errors import StorageOpenError
 
 __all__ = [
     "COLUMNS",
@@ -23,6 +26,7 @@ __all__ = [
     "Pragma",
     "bind_text",
     "connection_pragmas",
+    "ensure_schema",
     "get_many_sql",
     "migration_steps",
     "read_text",
@@ -105,6 +109,33 @@ def migration_steps(current: int) -> list[str]:
     return steps
 
 
+def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Create the schema if missing and migrate it to `SCHEMA_VERSION` (idempotent)."""
+    conn.execute("BEGIN IMMEDIATE")  # two processes opening one new file must not race the DDL
+    try:
+        conn.execute(CREATE_VERSION_TABLE)
+        for statement in DDL_V1:
+            conn.execute(statement)
+        version = conn.execute(SELECT_VERSION).fetchone()[0]
+        if version is None:
+            conn.execute(INSERT_VERSION, (1,))
+            version = 1
+        if version > SCHEMA_VERSION:
+            raise StorageOpenError(
+                f"open {path!r}: schema version {version} is newer than this sigcache "
+                f"({SCHEMA_VERSION})",
+                path,
+            )
+        for statement in migration_steps(version):
+            conn.execute(statement)
+        if version < SCHEMA_VERSION:
+            conn.execute(UPDATE_VERSION, (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 COLUMNS = "store, owner, key, signature, text, model, conversation_id, written_at, expires_at"
 _COLUMNS = COLUMNS  # `Entry` field order
 
@@ -112,7 +143,10 @@ UPSERT = (
     f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (store, owner, key) DO UPDATE SET signature = excluded.signature, "
     "text = excluded.text, model = excluded.model, conversation_id = excluded.conversation_id, "
-    "written_at = excluded.written_at, expires_at = excluded.expires_at"
+    "written_at = excluded.written_at, expires_at = excluded.expires_at "
+    # A strict prefix of the stored value (an aborted stream) never overwrites it.
+    "WHERE NOT (length(excluded.signature) < length(entries.signature) "
+    "AND substr(entries.signature, 1, length(excluded.signature)) = excluded.signature)"
 )
 GET = (
     f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND key = ? AND expires_at >= ?"

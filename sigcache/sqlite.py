@@ -10,24 +10,29 @@ hold a database fails at open with `StorageOpenError` naming it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from time import monotonic
 
 from sigcache import forksafe, schema
 from sigcache.config import L2Settings
 from sigcache.errors import StorageError, StorageOpenError, translate_sqlite_error
-from sigcache.schema import bind_text
-from sigcache.storage import Entry
+from sigcache.schema import bind_text, ensure_schema
+from sigcache.storage import Entry, StorageRecreatedError
 from sigcache.writer import BatchWriter
 
 __all__ = ["BatchWriter", "SQLiteStore", "ensure_schema"]  # BatchWriter: importable as before
 
 _GET = schema.GET
 _from_row = Entry.from_row
+# Reads re-check that the path still names the open file at most this often (seconds); the
+# writer checks before every batch.
+IDENTITY_CHECK_INTERVAL_S = 0.25
 
 
 def _prepare_directory(path: str, create: bool) -> None:
@@ -39,37 +44,50 @@ def _prepare_directory(path: str, create: bool) -> None:
         return
     if not create:
         raise StorageOpenError(f"open {path!r}: directory {str(parent)!r} does not exist", path)
+    missing = [parent, *(p for p in parent.parents if not p.is_dir())]
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
     except OSError as exc:
         raise StorageOpenError(f"open {path!r}: cannot create its directory: {exc}", path) from exc
 
 
-def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
-    """Create the schema if missing and migrate it to `schema.SCHEMA_VERSION` (idempotent)."""
-    conn.execute("BEGIN IMMEDIATE")  # two processes opening one new file must not race the DDL
+def _create_owner_only(path: str) -> None:
+    """Create a missing database file 0600: SQLite would create it with the umask's mode."""
     try:
-        conn.execute(schema.CREATE_VERSION_TABLE)
-        for statement in schema.DDL_V1:
-            conn.execute(statement)
-        version = conn.execute(schema.SELECT_VERSION).fetchone()[0]
-        if version is None:
-            conn.execute(schema.INSERT_VERSION, (1,))
-            version = 1
-        if version > schema.SCHEMA_VERSION:
-            raise StorageOpenError(
-                f"open {path!r}: schema version {version} is newer than this sigcache "
-                f"({schema.SCHEMA_VERSION})",
-                path,
-            )
-        for statement in schema.migration_steps(version):
-            conn.execute(statement)
-        if version < schema.SCHEMA_VERSION:
-            conn.execute(schema.UPDATE_VERSION, (schema.SCHEMA_VERSION,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # os.open's mode is masked by the umask too
+    finally:
+        os.close(fd)
+
+
+def _restrict_sidecars(path: str) -> None:
+    """-wal/-shm of an owner-only database are owner-only too (texts live in the WAL)."""
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_mode & 0o077:
+            return  # a database shared on purpose keeps its sidecars as SQLite made them
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(path + suffix, 0o600)
+
+
+def _failure(exc: sqlite3.Error | OSError, path: str, action: str) -> StorageError:
+    if isinstance(exc, sqlite3.Error):
+        return translate_sqlite_error(exc, path, action)
+    return StorageError(f"{action} {path!r}: {type(exc).__name__}: {exc}", path)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`; None when nothing is there."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 class SQLiteStore:
@@ -83,17 +101,16 @@ class SQLiteStore:
         self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._writer: sqlite3.Connection | None = None
         self._closed = False
-        _prepare_directory(self.path, self._settings.create_directory)
+        # The file this store opened (device, inode): a path that names another file, or none,
+        # means the database was deleted or replaced under us (see `_check_file`).
+        self._file: tuple[int, int] | None = None
+        self._generation = 0  # bumped when the file is recreated: connections reopen
+        self._writer_generation = 0
+        self._next_check = 0.0
         try:
-            self._writer = self._connect(schema.WRITER_PRAGMAS)
-            ensure_schema(self._writer, self.path)
-        except sqlite3.Error as exc:
-            self._drop_writer()
-            error = translate_sqlite_error(exc, self.path, "open")
-            raise StorageOpenError(str(error), self.path) from exc
-        except StorageOpenError:
-            self._drop_writer()
-            raise
+            self._writer = self._open_file()
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageOpenError(str(_failure(exc, self.path, "open")), self.path) from exc
         forksafe.register(self)
 
     # -- connections ------------------------------------------------------------------------
@@ -117,6 +134,54 @@ class SQLiteStore:
             raise
         return conn
 
+    def _open_file(self) -> sqlite3.Connection:
+        """Create the file (owner-only) and its schema if missing; a writer connection on it."""
+        _prepare_directory(self.path, self._settings.create_directory)
+        _create_owner_only(self.path)
+        conn = self._connect(schema.WRITER_PRAGMAS)
+        try:
+            ensure_schema(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        _restrict_sidecars(self.path)
+        self._file = _identity(self.path)
+        return conn
+
+    def _check_file(self) -> None:
+        """Recreate a database deleted or replaced under us; raise `StorageRecreatedError`.
+
+        Connections on an unlinked file keep working (into the void): without this check,
+        committed writes vanish. The caller counts the error; connections reopen lazily.
+        """
+        if _identity(self.path) == self._file:
+            return
+        with self._lock:
+            if _identity(self.path) == self._file:
+                return  # another thread recreated it
+            old = self._file
+            try:
+                self._open_file().close()
+            except (sqlite3.Error, OSError) as exc:
+                raise _failure(exc, self.path, "recreate") from exc
+            self._generation += 1
+        raise StorageRecreatedError(
+            f"recreate {self.path!r}: the database file {old} was deleted or replaced", self.path
+        )
+
+    def verify(self, force: bool = False) -> int:
+        """Check the file's identity (at most once per interval unless forced); the generation.
+
+        Readers call it before a read, and always before connecting: connecting to a missing
+        path would create an empty file without the schema (or its owner-only mode). A
+        connection opened in an older generation is on a file since recreated.
+        """
+        now = monotonic()
+        if force or now >= self._next_check:
+            self._next_check = now + IDENTITY_CHECK_INTERVAL_S
+            self._check_file()
+        return self._generation
+
     def after_fork_in_child(self) -> None:
         """Abandon the parent's connections (unusable in the child); reopen lazily."""
         # 2026-11: never close them here: closing would roll back the parent's transaction.
@@ -126,12 +191,18 @@ class SQLiteStore:
         self._writer = None
 
     def _reader(self) -> sqlite3.Connection:
-        """This thread's reader connection, opened on first use."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
+        """This thread's reader connection on the current file, opened on first use."""
         if self._closed:
             raise StorageError(f"read {self.path!r}: store is closed", self.path)
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        fresh = conn is not None and local.generation == self._generation
+        self.verify(force=not fresh)
+        if conn is not None and fresh:
+            return conn
+        if conn is not None:  # opened on a file since recreated
+            self._forget_reader(conn)
+        generation = self._generation
         try:
             conn = self._connect(schema.READER_PRAGMAS)
         except sqlite3.Error as exc:
@@ -142,8 +213,15 @@ class SQLiteStore:
             self._readers.append((threading.current_thread(), conn))
         for _, stale in dead:  # a thread that exited cannot use its connection again
             stale.close()
-        self._local.conn = conn
+        local.conn, local.generation = conn, generation
         return conn
+
+    def _forget_reader(self, conn: sqlite3.Connection) -> None:
+        """Close this thread's reader and drop it from the registry."""
+        self._local.conn = None
+        with self._lock:
+            self._readers = [pair for pair in self._readers if pair[1] is not conn]
+        conn.close()
 
     def reader_count(self) -> int:
         """Reader connections open in this process (one per live thread that has read)."""
@@ -153,11 +231,8 @@ class SQLiteStore:
     def _read_failed(self, exc: sqlite3.Error, action: str) -> StorageError:
         """Drop this thread's reader (a fresh one lets a cleared fault recover); translate."""
         conn = getattr(self._local, "conn", None)
-        self._local.conn = None
         if conn is not None:
-            with self._lock:
-                self._readers = [pair for pair in self._readers if pair[1] is not conn]
-            conn.close()
+            self._forget_reader(conn)
         return translate_sqlite_error(exc, self.path, action)
 
     def _rows(self, sql: str, params: Sequence[object], action: str = "read") -> list[Entry]:
@@ -177,9 +252,15 @@ class SQLiteStore:
     def _write_conn(self) -> sqlite3.Connection:
         if self._closed:
             raise StorageError(f"write {self.path!r}: store is closed", self.path)
+        try:
+            self._check_file()
+        finally:  # a recreated file (or a failed check) invalidates this connection
+            if self._writer is not None and self._writer_generation != self._generation:
+                self._drop_writer()
         if self._writer is None:
-            self._writer = self._connect(schema.WRITER_PRAGMAS)
-            ensure_schema(self._writer, self.path)  # heals a schema dropped under us
+            generation = self._generation
+            self._writer = self._open_file()  # heals a schema dropped under us
+            self._writer_generation = generation
         return self._writer
 
     def _drop_writer(self) -> None:
@@ -199,9 +280,9 @@ class SQLiteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self._drop_writer()
-            raise translate_sqlite_error(exc, self.path, action) from exc
+            raise _failure(exc, self.path, action) from exc
 
     # -- Storage ----------------------------------------------------------------------------
 
@@ -209,7 +290,10 @@ class SQLiteStore:
         """The live entry for a key, or None."""
         # 2026-11: the hot L2 path, kept flat: no context manager, no per-call fork check,
         # bind_text only for non-ASCII; this wrapper used to cost as much as the SELECT.
-        conn = getattr(self._local, "conn", None) or self._reader()
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.generation != self._generation or monotonic() >= self._next_check:
+            conn = self._reader()
         params = (
             store,
             owner if owner.isascii() else bind_text(owner),

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Protocol
 
 from sigcache import forksafe
+from sigcache.errors import StorageError
 from sigcache.schema import bind_text, read_text
 
 __all__ = [
@@ -40,12 +41,17 @@ __all__ = [
     "Entry",
     "QueryStorage",
     "Storage",
+    "StorageRecreatedError",
 ]
 
 MAIN = "main"
 TOOL = "tool"
 SESSION = "session"
 STORES = (MAIN, TOOL, SESSION)
+
+
+class StorageRecreatedError(StorageError):
+    """The store's file was deleted or replaced under it and is recreated: retry the call once."""
 
 
 # 2026-11: a NamedTuple, not a frozen dataclass: building one costs ~0.5 µs against ~2 µs for

@@ -8,11 +8,12 @@ and the async bridge (`sigcache.aio`) reuses `before_l2` / `after_l2` around its
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from sigcache.config import LayeredConfig
 from sigcache.errors import StorageError
@@ -141,9 +142,23 @@ class TieredCore:
             return self.after_l2(key, None, exc)
         return self.after_l2(key, row, None)
 
-    def _write(self, key: L1Key, signature: str, text: str, model: object, conv: object) -> None:
+    def _write(
+        self,
+        key: L1Key,
+        signature: str,
+        text: str,
+        model: object,
+        conv: object,
+        expires_at: object = None,
+        written_at: object = None,
+    ) -> bool:
+        """Write to L1 now and to L2 through the writer; False for refused times."""
         # The L2 key of a main entry stays "" here: the writer thread derives it (see writer.py).
         now = self._clock()
+        times = _entry_times(now, self._l2_ttl, expires_at, written_at)
+        if times is None:
+            return False
+        written, expires = times
         entry = Entry(
             key[0],
             key[1],
@@ -152,12 +167,15 @@ class TieredCore:
             text,
             model if isinstance(model, str) else None,
             conv if isinstance(conv, str) else None,
-            now,
-            now + self._l2_ttl,
+            written,
+            expires,
         )
-        self._l1.put(key, entry, min(now + self._l1_ttl, entry.expires_at))
+        l1_expires = min(written + self._l1_ttl, expires)
+        if l1_expires >= now:  # an old backfilled write may already be past its L1 life
+            self._l1.put(key, entry, l1_expires)
         self._writer.put(entry, key[2])
         self._stats.add(f"{key[0]}_writes")
+        return True
 
     def _guarded(self, action: Callable[[], _T], default: _T) -> _T:
         """Run an L2 call; on failure count it and return `default`."""
@@ -184,3 +202,28 @@ class TieredCore:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued L2 write is committed; False on timeout or a failed write."""
         return self._writer.flush(timeout)
+
+
+def _entry_times(
+    now: float, l2_ttl: float, expires_at: object, written_at: object
+) -> tuple[float, float] | None:
+    """(written_at, L2 expiry) of a write, or None when the caller's times are refused.
+
+    A caller's `expires_at` only shortens the life (never past now + the L2 TTL) and must lie
+    in the future; `written_at` (e.g. a backfilled entry's legacy write time) never lies
+    ahead of now, so "recent" windows and ordering cannot be skewed into the future.
+    """
+    expires = now + l2_ttl
+    if expires_at is not None:
+        if not _finite(expires_at) or expires_at <= now:
+            return None
+        expires = min(expires, float(expires_at))
+    if written_at is None:
+        return now, expires
+    if not _finite(written_at):
+        return None
+    return min(float(written_at), now), expires
+
+
+def _finite(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -20,10 +20,11 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from sigcache import forksafe
 from sigcache.config import L2Settings
-from sigcache.storage import BurstLog, Entry, Storage
+from sigcache.storage import BurstLog, Entry, Storage, StorageRecreatedError
 
 __all__ = ["BatchWriter", "PendingKey", "same_key"]
 
@@ -31,6 +32,7 @@ log = logging.getLogger("sigcache.writer")
 
 PendingKey = tuple[str, str | None, str]  # (store, owner or None = every owner, ident)
 L2Key = Callable[[str, str], str]  # (store, ident) -> the L2 key
+_T = TypeVar("_T")
 
 
 def same_key(store: str, ident: str) -> str:
@@ -250,7 +252,7 @@ class BatchWriter:
 
     def _call(self, op: _Call) -> None:
         try:
-            op.result = op.fn(self._storage)
+            op.result = self._attempt(lambda: op.fn(self._storage))
         except Exception as exc:  # handed back to the waiting caller
             op.error = exc
             self._record_failure(0, exc)
@@ -260,7 +262,7 @@ class BatchWriter:
         if not puts:
             return
         try:
-            self._storage.put_many(puts)
+            self._attempt(lambda: self._storage.put_many(puts))
         except Exception as exc:  # the writer thread must survive any store failure
             self._record_failure(len(puts), exc)
             return
@@ -271,11 +273,19 @@ class BatchWriter:
 
     def _delete(self, store: str, owner: str | None, key: str) -> None:
         try:
-            self._storage.delete(store, owner, key)
+            self._attempt(lambda: self._storage.delete(store, owner, key))
         except Exception as exc:  # counted as one failed write
             self._record_failure(1, exc)
             return
         self._failures.success()
+
+    def _attempt(self, action: Callable[[], _T]) -> _T:
+        """Run one store call; a store that recreated its file counts an error and retries once."""
+        try:
+            return action()
+        except StorageRecreatedError as exc:  # the write lands in the new file, not the void
+            self._record_failure(0, exc)
+            return action()
 
     def _record_failure(self, rows: int, exc: Exception) -> None:
         with self._cond:

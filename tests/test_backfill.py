@@ -12,9 +12,9 @@ from sigcache.facade import CacheFacade
 from sigcache.layered import LayeredSignatureCache
 from sigcache.legacy import LegacyEntryCopy, SignatureCache
 from sigcache.migration_config import MigrationConfig
+from sigcache.new_cache import default_new_cache_factory
 from sigcache.phases import MigrationPhase
 from tests.contract import SIG_A, SIG_B, SIG_C, TTL, FakeClock
-from tests.expiring_layered import ExpiringLayered, expiring_factory
 
 P = MigrationPhase
 SIGS = [SIG_A, SIG_B, SIG_C]
@@ -55,7 +55,7 @@ def read(cache: Any, row: tuple[str, str, str | None, float], owner: object = "s
 
 
 def seeded(
-    tmp_path: Path, factory: Any = expiring_factory, **cfg: Any
+    tmp_path: Path, factory: Any = default_new_cache_factory, **cfg: Any
 ) -> tuple[CacheFacade, FakeClock]:
     clock = FakeClock()
     start = clock.now
@@ -104,7 +104,7 @@ def test_backfill_twice_changes_nothing(tmp_path: Path) -> None:
     facade, _ = seeded(tmp_path)
     facade.backfill()
     new = facade.new_cache()
-    assert isinstance(new, ExpiringLayered)
+    assert isinstance(new, LayeredSignatureCache)
     before = sorted(new.entries(), key=repr)
     again = facade.backfill()
     assert (again.copied, again.skipped_present, again.failed) == (0, len(LIVE), 0)
@@ -112,16 +112,16 @@ def test_backfill_twice_changes_nothing(tmp_path: Path) -> None:
     facade.close()
 
 
-class FailingAfter(ExpiringLayered):
+class FailingAfter(LayeredSignatureCache):
     """Writes succeed `budget` times, then raise (an L2 that died halfway)."""
 
     budget = 3
 
-    def _put(self, *args: Any) -> bool:
+    def _write(self, *args: Any) -> bool:
         if FailingAfter.budget <= 0:
             raise OSError("disk gone")
         FailingAfter.budget -= 1
-        return super()._put(*args)
+        return super()._write(*args)
 
 
 def failing_factory(db_path: str, *, config: MigrationConfig, clock: Any) -> FailingAfter:
@@ -224,7 +224,7 @@ def test_run_backfill_reports_progress(tmp_path: Path) -> None:
     for index in range(5):
         legacy.set(f"text {index}", SIG_A)
     seen: list[int] = []
-    with ExpiringLayered(tmp_path / "l2.db", clock=clock) as new:
+    with LayeredSignatureCache(tmp_path / "l2.db", clock=clock) as new:
         summary = run_backfill(
             legacy, new, clock=clock, chunk_size=2, progress=lambda s: seen.append(s.seen)
         )

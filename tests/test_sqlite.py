@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,31 @@ def test_open_errors_name_the_path(tmp_path: Path) -> None:
 def test_missing_directory_is_created(tmp_path: Path) -> None:
     SQLiteStore(tmp_path / "a" / "b" / "l2.db").close()
     assert (tmp_path / "a" / "b" / "l2.db").exists()
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_files_and_created_directories_are_owner_only(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        store = SQLiteStore(tmp_path / "a" / "b" / "l2.db")
+        store.put_many([_entry("k")])
+        assert store.get(MAIN, "", "k", NOW) is not None  # a reader: -shm exists
+        files = [tmp_path / "a", tmp_path / "a" / "b", *(tmp_path / "a" / "b").iterdir()]
+        modes = {f.name: stat.S_IMODE(os.stat(f).st_mode) for f in files}
+        store.close()
+    finally:
+        os.umask(old)
+    assert {"l2.db", "l2.db-wal", "l2.db-shm"} <= set(modes)
+    assert modes["a"] == modes["b"] == 0o700
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes
+
+
+def test_existing_shared_database_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    SQLiteStore(path).close()
+    os.chmod(path, 0o640)  # shared with a group on purpose: not ours to narrow
+    SQLiteStore(path).close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
 def test_put_get_many_delete(store: SQLiteStore) -> None:

@@ -31,11 +31,6 @@ WRITE_FAULTS = ("read_only", "locked", "disk_full", "corrupted")  # every L2 wri
 OWNER = "alice"
 N_PRE, N_DURING, N_POST, L1_SIZE = 40, 40, 20, 64
 MAX_BURST_WARNINGS = 3  # one per burst log (L2 reads, L2 writes) plus slack for one more
-DELETED_BUG = (
-    "BUG: sigcache/sqlite.py SQLiteStore keeps its connections on a deleted database file: "
-    "BatchWriter commits (flush() returns True) into the unlinked inode, nothing is counted "
-    "or logged, the path is never recreated, so acknowledged writes vanish at exit"
-)
 
 
 class Fault:
@@ -408,16 +403,7 @@ def test_fault_never_reaches_the_caller(fault: str, phase: str) -> None:
         assert 1 <= sum("[LAYERED_CACHE]" in w and "failing" in w for w in out.warnings) <= 2
 
 
-def _recovery_marks(fault: str, phase: str) -> list[pytest.MarkDecorator]:
-    if fault == "deleted" and phase != "LEGACY_ONLY":
-        return [pytest.mark.xfail(strict=True, reason=DELETED_BUG)]
-    return []
-
-
-@pytest.mark.parametrize(
-    ("fault", "phase"),
-    [pytest.param(f, p, marks=_recovery_marks(f, p), id=f"{f}-{p}") for f, p in MATRIX],
-)
+@pytest.mark.parametrize(("fault", "phase"), MATRIX, ids=[f"{f}-{p}" for f, p in MATRIX])
 def test_fault_recovers_without_restart(fault: str, phase: str) -> None:
     """Once the fault clears, new writes reach the file, old ones read again, the phase holds."""
     out = outcome_of(fault, phase)

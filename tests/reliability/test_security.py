@@ -156,14 +156,6 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: sigcache/sqlite.py SQLiteStore (_prepare_directory, _connect) creates the "
-        "database, its -wal/-shm and a missing parent directory with the process umask "
-        "(0644/0755 under umask 022): texts and signatures readable by every local user"
-    ),
-)
 def test_database_files_are_owner_only(tmp_path: Path) -> None:
     old = os.umask(0o022)  # the usual service umask
     try:

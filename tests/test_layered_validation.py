@@ -1,0 +1,130 @@
+"""Write-time validation of the layered cache: placeholders, truncated values, shorter prefixes."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sigcache.config import LayeredConfig
+from sigcache.layered import LayeredSignatureCache
+from sigcache.layered_keys import PLACEHOLDERS, REJECTION_REASONS, is_truncated
+from sigcache.storage import MAIN
+from tests.contract import SIG_A
+
+STRICT = LayeredConfig(reject_truncated=True)
+_texts = itertools.count()
+
+
+def _encoded(raw: bytes, urlsafe: bool, padded: bool) -> str:
+    text = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode()
+    return text if padded else text.rstrip("=")
+
+
+signatures = st.builds(_encoded, st.binary(min_size=38, max_size=300), st.booleans(), st.booleans())
+
+
+def _cut(signature: str) -> str:
+    body = signature.rstrip("=")
+    return body[: len(body) - (len(body) % 4) - 3]  # length 1 mod 4: no encoding makes it
+
+
+@given(signatures)
+def test_encoded_signatures_are_not_truncated_and_cuts_are(signature: str) -> None:
+    assert not is_truncated(signature)
+    assert is_truncated(_cut(signature))
+    assert is_truncated(signature[:10] + "=" + signature[10:])  # padding inside
+
+
+@pytest.fixture(scope="module")
+def strict_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LayeredSignatureCache]:
+    # Module-scoped: hypothesis runs every example against one cache (one SQLite file).
+    with LayeredSignatureCache(tmp_path_factory.mktemp("v") / "l2.db", config=STRICT) as cache:
+        yield cache
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    signatures,
+    st.sampled_from(["valid", "cut", "placeholder"]),
+    st.booleans(),
+    st.sampled_from(["main", "tool", "session"]),
+)
+def test_truncated_or_placeholder_signatures_are_never_stored(
+    strict_cache: LayeredSignatureCache, signature: str, kind: str, validated: bool, store: str
+) -> None:
+    value = {"valid": signature, "cut": _cut(signature)}.get(kind, sorted(PLACEHOLDERS)[0])
+    name = f"entry {next(_texts)}"
+    if store == "main":
+        ok = strict_cache.set(name, value, validated=validated)
+        found = strict_cache.get(name)
+    elif store == "tool":
+        ok = strict_cache.cache_tool_signature(name, value, validated=validated)
+        found = strict_cache.get_tool_signature(name)
+    else:
+        ok = strict_cache.cache_session_signature(name, value, "t", validated=validated)
+        found = strict_cache.get_session_signature(name)
+    assert ok is (kind == "valid")
+    assert found == (value if kind == "valid" else None)
+    stats = strict_cache.get_stats()
+    assert stats["rejected_writes"] == sum(stats[f"rejected_{r}"] for r in REJECTION_REASONS)
+
+
+@pytest.mark.parametrize("placeholder", sorted(PLACEHOLDERS))
+def test_placeholders_are_refused_and_counted(tmp_path: Path, placeholder: str) -> None:
+    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
+        assert cache.set("t", placeholder, validated=True) is False
+        assert cache.cache_tool_signature("x", placeholder, validated=True) is False
+        stats = cache.get_stats()
+        assert stats["rejected_placeholder"] == stats["rejected_writes"] == 2
+
+
+def test_truncation_check_is_off_by_default(tmp_path: Path) -> None:
+    sig = "CiQBjz1rX" + "c" * 80  # 89 characters: accepted until the contract fixtures change
+    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
+        assert cache.set("t", sig) is True
+    with LayeredSignatureCache(tmp_path / "strict.db", config=STRICT) as cache:
+        assert cache.set("t", sig) is False
+        assert cache.get_stats()["rejected_truncated"] == 1
+
+
+def test_invalid_signatures_are_counted(tmp_path: Path) -> None:
+    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
+        assert cache.set("t", "short") is False
+        assert cache.set("t", None) is False  # type: ignore[arg-type]  # not a str: not counted
+        assert cache.get_stats()["rejected_invalid"] == 1
+
+
+def test_a_shorter_prefix_never_overwrites(tmp_path: Path) -> None:
+    full = SIG_A + "b" * 40
+    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
+        assert cache.set("t", full) is True
+        assert cache.set("t", SIG_A) is False  # L1 holds the full value
+        assert cache.get_stats()["rejected_prefix"] == 1
+        assert cache.get("t") == full
+        assert cache.flush(10)
+        cache._l1.clear(MAIN)  # only L2 holds it now: its upsert keeps the full value
+        assert cache.set("t", SIG_A) is True
+        assert cache.flush(10)
+        assert cache.set("t", full + "cc") is True  # longer, or different: written
+        assert cache.set("other", SIG_A) is True
+    with LayeredSignatureCache(tmp_path / "l2.db") as fresh:
+        assert fresh.get("t") == full + "cc"
+        assert fresh.get("other") == SIG_A
+
+
+def test_l2_upsert_keeps_the_longer_value(tmp_path: Path) -> None:
+    full = SIG_A + "b" * 40
+    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
+        assert cache.set("t", full) is True
+        assert cache.flush(10)
+        cache._l1.clear(MAIN)
+        assert cache.set("t", SIG_A) is True
+        assert cache.flush(10)
+    with LayeredSignatureCache(tmp_path / "l2.db") as fresh:
+        assert fresh.get("t") == full
