@@ -57,6 +57,10 @@ class LayeredConfig:
     # padding: a value cut short by an aborted stream. Off by default for now: the shared
     # contract fixtures (tests/contract.py SIG_C, 89 characters) are not base64.
     reject_truncated: bool = False
+    # Refuse a write whose signature is a strict prefix of the value held for the key (an aborted
+    # stream re-sent). Off by default: legacy keeps the last write, so a replay would show every
+    # such refusal as a value_mismatch against it (issue 13 has the classification to add first).
+    reject_prefix_overwrite: bool = False
 
     def __post_init__(self) -> None:
         _positive("l1.max_entries", self.l1.max_entries)

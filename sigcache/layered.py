@@ -232,7 +232,7 @@ class LayeredSignatureCache(OrderedLookups):
             reason = "invalid"
         elif self._config.reject_truncated and is_truncated(signature):
             reason = "truncated"
-        elif self._shortens(key, signature):
+        elif self._config.reject_prefix_overwrite and self._shortens(key, signature):
             reason = "prefix"
         if reason is not None:
             self._stats.rejected(reason)
@@ -241,8 +241,8 @@ class LayeredSignatureCache(OrderedLookups):
     def _shortens(self, key: L1Key, signature: str) -> bool:
         """Whether `signature` is a strict prefix of the value held for the key (L1, queue).
 
-        An aborted stream re-sent later must not replace the whole value; L2 applies the same
-        rule in its upsert (`schema.UPSERT`) for values only it still holds.
+        An aborted stream re-sent later must not replace the whole value (L1 and the write
+        queue; a value only L2 still holds is overwritten).
         """
         held = self._l1.peek(key)
         if held is None:

@@ -143,10 +143,7 @@ UPSERT = (
     f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (store, owner, key) DO UPDATE SET signature = excluded.signature, "
     "text = excluded.text, model = excluded.model, conversation_id = excluded.conversation_id, "
-    "written_at = excluded.written_at, expires_at = excluded.expires_at "
-    # A strict prefix of the stored value (an aborted stream) never overwrites it.
-    "WHERE NOT (length(excluded.signature) < length(entries.signature) "
-    "AND substr(entries.signature, 1, length(excluded.signature)) = excluded.signature)"
+    "written_at = excluded.written_at, expires_at = excluded.expires_at"
 )
 GET = (
     f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND key = ? AND expires_at >= ?"

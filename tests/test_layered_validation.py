@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from sigcache.config import LayeredConfig
 from sigcache.layered import LayeredSignatureCache
 from sigcache.layered_keys import PLACEHOLDERS, REJECTION_REASONS, is_truncated
-from sigcache.storage import MAIN
 from tests.contract import SIG_A
 
 STRICT = LayeredConfig(reject_truncated=True)
@@ -100,31 +99,27 @@ def test_invalid_signatures_are_counted(tmp_path: Path) -> None:
         assert cache.get_stats()["rejected_invalid"] == 1
 
 
-def test_a_shorter_prefix_never_overwrites(tmp_path: Path) -> None:
+PREFIX_SAFE = LayeredConfig(reject_prefix_overwrite=True)
+
+
+def test_a_shorter_prefix_never_overwrites_when_enabled(tmp_path: Path) -> None:
     full = SIG_A + "b" * 40
-    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
+    with LayeredSignatureCache(tmp_path / "l2.db", config=PREFIX_SAFE) as cache:
         assert cache.set("t", full) is True
         assert cache.set("t", SIG_A) is False  # L1 holds the full value
         assert cache.get_stats()["rejected_prefix"] == 1
         assert cache.get("t") == full
-        assert cache.flush(10)
-        cache._l1.clear(MAIN)  # only L2 holds it now: its upsert keeps the full value
-        assert cache.set("t", SIG_A) is True
-        assert cache.flush(10)
         assert cache.set("t", full + "cc") is True  # longer, or different: written
         assert cache.set("other", SIG_A) is True
+        assert cache.flush(10)
     with LayeredSignatureCache(tmp_path / "l2.db") as fresh:
         assert fresh.get("t") == full + "cc"
         assert fresh.get("other") == SIG_A
 
 
-def test_l2_upsert_keeps_the_longer_value(tmp_path: Path) -> None:
+def test_by_default_the_last_write_wins_as_in_legacy(tmp_path: Path) -> None:
     full = SIG_A + "b" * 40
     with LayeredSignatureCache(tmp_path / "l2.db") as cache:
         assert cache.set("t", full) is True
-        assert cache.flush(10)
-        cache._l1.clear(MAIN)
         assert cache.set("t", SIG_A) is True
-        assert cache.flush(10)
-    with LayeredSignatureCache(tmp_path / "l2.db") as fresh:
-        assert fresh.get("t") == full
+        assert cache.get("t") == SIG_A
