@@ -6,20 +6,15 @@ import base64
 import hashlib
 import os
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import uvicorn
-from fastapi import FastAPI
 
 from sigcache.config import L1Settings, L2Settings, LayeredConfig
 from sigcache.facade import CacheFacade
 from sigcache.interface import SignatureCacheProtocol
 from sigcache.layered import LayeredSignatureCache
 from sigcache.migration_config import MigrationConfig
+from tests.servers import serve  # noqa: F401 (re-exported for the suite)
 
 PHASES = ("LEGACY_ONLY", "DUAL_WRITE", "NEW_PREFERRED", "NEW_ONLY")
 SOAK = os.environ.get("SIGCACHE_SOAK", "").strip().lower() in ("1", "true", "yes", "on")
@@ -98,23 +93,3 @@ def layered(facade: CacheFacade) -> LayeredSignatureCache | None:
     cache = facade.new_cache(build=False)
     assert cache is None or isinstance(cache, LayeredSignatureCache)
     return cache
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run `app` under uvicorn on a free port of 127.0.0.1; yield its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
