@@ -15,6 +15,7 @@ from sigcache.migration_config import MigrationConfig
 from sigcache.observers import OperationEvent
 from sigcache.phases import MigrationPhase
 from tests.contract import SIG_A, SIG_B, FakeClock
+from tests.test_public_api import DESIGN_FUNCTIONS
 
 P = MigrationPhase
 TEXT = "the model reasons about the question at some length"
@@ -333,30 +334,9 @@ def test_restart_in_dual_write_answers_from_l2_and_repairs(tmp_path: Path) -> No
 
 # -- the module API over the process-default facade ---------------------------------------------
 
+# DESIGN section 2's functions, plus what the module API adds for the migration.
 MODULE_NAMES = [
-    "enable_migration_mode",
-    "disable_migration_mode",
-    "set_migration_phase",
-    "get_migration_status",
-    "is_migration_mode_enabled",
-    "cache_signature",
-    "get_cached_signature",
-    "get_cache_stats",
-    "reset_cache_stats",
-    "get_last_signature",
-    "get_last_signature_with_text",
-    "get_recent_signature",
-    "get_recent_signature_with_text",
-    "cache_tool_signature",
-    "get_tool_signature",
-    "extract_base_tool_id",
-    "get_tool_signature_fuzzy",
-    "cache_session_signature",
-    "get_session_signature",
-    "get_session_signature_with_text",
-    "generate_session_fingerprint",
-    "get_signature_cache",
-    "reset_signature_cache",
+    *DESIGN_FUNCTIONS,
     "get_cache_facade",
     "add_observer",
     "remove_observer",
