@@ -15,6 +15,8 @@ from sigcache.tiers import TieredCore
 
 __all__ = ["OrderedLookups"]
 
+_ORDERED_FLUSH_TIMEOUT_S = 1.0  # a stuck L2 degrades the look-up, never blocks it for long
+
 
 class OrderedLookups(TieredCore):
     """Last/recent signatures and the fuzzy tool look-up, over the tiered core."""
@@ -60,6 +62,10 @@ class OrderedLookups(TieredCore):
         entry = self._l1.latest(store, owner, since, with_text)
         if entry is not None:
             return entry
+        if self._writer.has_pending():
+            # L2's ordered query cannot see queued writes and deletes (an invalidated entry
+            # would come back): commit them first. Only this fallback path waits, never a get/set.
+            self._writer.flush(_ORDERED_FLUSH_TIMEOUT_S)
         now = self._clock()
         return self._guarded(lambda: self._l2.latest(store, owner, since, now, with_text), None)
 

@@ -167,6 +167,10 @@ class BatchWriter:
             item = pending.get((store, owner, ident)) or pending.get((store, None, ident))
         return (False, None) if item is None else (True, item[1])
 
+    def has_pending(self) -> bool:
+        """Whether writes or deletes are queued but not yet committed (unlocked, cheap)."""
+        return bool(self._pending)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every write queued before the call is committed; False on timeout/error."""
         with self._cond:

@@ -298,3 +298,18 @@ def test_cache_keeps_working_in_a_forked_child(tmp_path: Path) -> None:
         assert os.waitstatus_to_exitcode(status) == 0
     with _cache(tmp_path / "c.db", clock) as reopened:
         assert reopened.get("child") == SIG_B and reopened.read_tier() == "l2"
+
+
+def test_last_never_returns_an_entry_invalidated_while_its_delete_is_queued(
+    tmp_path: Path,
+) -> None:
+    # Found by the migration state machine: put committed to L2, delete still queued, L1 empty.
+    from tests.contract import SIG_A, FakeClock
+
+    with LayeredSignatureCache(tmp_path / "l2.db", clock=FakeClock()) as cache:
+        text = "alpha " * 90 + "one"
+        assert cache.set(text, SIG_A)
+        cache.cleanup_expired()
+        assert cache.invalidate(text)
+        assert cache.get_last_signature() is None
+        assert cache.get_recent_signature() is None
