@@ -1,7 +1,8 @@
 """`sigcache-harness`: generate, replay, report, gate and promote from the command line.
 
-Exit codes: 0 success (for `gate`: pass), 1 gate fail, 2 gate inconclusive, 64 usage error,
-65 bad input (an unreadable recording, results or thresholds file), 70 promotion refused.
+Exit codes: 0 success (for `gate`: pass), 1 gate fail, 2 gate inconclusive, 64 usage error
+(a malformed `--l2` URL included), 65 bad input (an unreadable recording, results or thresholds
+file, an unreachable `--l2` server), 70 promotion refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 from harness import cli_commands as commands
-from sigcache.errors import SigcacheError
+from harness.l2 import parse_l2
+from sigcache.errors import ConfigError, SigcacheError
 
 __all__ = ["main"]
 
@@ -29,6 +31,26 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _l2_value(value: str) -> str:
+    """`--l2`: 'sqlite' or a redis:// URL, checked for syntax here (a usage error otherwise)."""
+    try:
+        parse_l2(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--l2 ")) from None
+    return value
+
+
+def _add_l2(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--l2",
+        type=_l2_value,
+        default=None,
+        metavar="URL",
+        help="the new cache's L2: 'sqlite' (default: a temporary file) or redis://host:port/db "
+        "(a fresh key prefix per phase, deleted afterwards)",
+    )
 
 
 def _add_replay(sub: Any) -> None:
@@ -51,6 +73,7 @@ def _add_replay(sub: Any) -> None:
     p.add_argument("--reports", type=Path, default=Path("reports"), help="reports root directory")
     p.add_argument("--thresholds", type=Path, help="gate thresholds TOML (default: shipped)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_l2(p)
     p.set_defaults(func=commands.cmd_replay)
 
 
@@ -113,6 +136,7 @@ def _add_promote(sub: Any) -> None:
     p.add_argument("--reports", type=Path, default=Path("reports"))
     p.add_argument("--thresholds", type=Path)
     p.add_argument("--new-cache", metavar="MODULE:FACTORY")
+    _add_l2(p)
     p.set_defaults(func=commands.cmd_promote)
 
 
@@ -127,7 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `sigcache-harness`."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if parse_l2(getattr(args, "l2", None)) and getattr(args, "new_cache", None):
+        # A candidate factory builds its own L2: there is nothing to point at Redis.
+        parser.error("--l2 redis:// and --new-cache cannot be combined")
     # Piped output (CI logs, files) gets a fixed wide layout instead of rich's 80 columns.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     try:

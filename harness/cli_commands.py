@@ -111,6 +111,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             skip_bad_lines=args.skip_bad_lines,
             summary_json=args.summary_json,
             progress=progress,
+            l2=args.l2,
         )
     if args.json:
         console.print_json(json.dumps(job.summary))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.gate import Thresholds, Verdict, evaluate, load_thresholds, write_gate_json
+from harness.l2 import replay_l2
 from harness.replayer import ReplayOptions, ReplayOutcome, replay
 from harness.report import read_results, summarize, write_report
 from sigcache.errors import ConfigError
@@ -129,22 +130,27 @@ def run_job(
     summary_json: Path | None = None,
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
+    l2: str | None = None,
 ) -> JobResult:
-    """Replay, summarise, gate each replayed phase and write the report; returns all of it."""
+    """Replay, summarise, gate each replayed phase and write the report; returns all of it.
+
+    `l2`: None or "sqlite" for the embedded SQLite default, or a redis:// URL (`harness.l2`).
+    """
     now = now or datetime.now(UTC)
     thresholds = load_thresholds(thresholds_path)
     report_dir = report_dir_for(recording, reports_root, now)
     # LEGACY_ONLY is always replayed: it proves the recording is reproduced (recorded results),
     # the baseline every gate rule on `recorded_mismatches` reads.
     replayed = tuple(dict.fromkeys((MigrationPhase.LEGACY_ONLY, *phases)))
-    options = ReplayOptions(
-        phases=replayed,
-        new_cache_factory=load_factory(new_cache),
-        results_path=report_dir / "results.parquet",
-        skip_bad_lines=skip_bad_lines,
-        progress=progress,
-    )
-    outcome = replay(recording, options)
+    with replay_l2(l2, load_factory(new_cache)) as factory:
+        options = ReplayOptions(
+            phases=replayed,
+            new_cache_factory=factory,
+            results_path=report_dir / "results.parquet",
+            skip_bad_lines=skip_bad_lines,
+            progress=progress,
+        )
+        outcome = replay(recording, options)
     frame = read_results(outcome.results_path)
     summary = summarize(frame, recording=str(recording), recording_digest=file_digest(recording))
     summary["skipped_lines"] = outcome.skipped_lines

@@ -49,6 +49,7 @@ class PluginSettings:
     thresholds: Path | None
     reports: Path
     new_cache: str | None
+    l2: str | None = None  # --sigcache-l2: a redis:// URL, or None for the SQLite default
     runs: dict[Path, RecordingRun] = field(default_factory=dict)  # one shared replay each
 
 
@@ -78,6 +79,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--sigcache-new-cache", default=None, metavar="MODULE:FACTORY",
         help="build the new cache with this factory (a candidate implementation)",
     )  # fmt: skip
+    group.addoption(
+        "--sigcache-l2", default=None, metavar="URL",
+        help="the new cache's L2 in the replay: 'sqlite' (default) or redis://host:port/db",
+    )  # fmt: skip
 
 
 def _phases(values: list[str]) -> tuple[str, ...]:
@@ -98,6 +103,7 @@ def _phases(values: list[str]) -> tuple[str, ...]:
 def _settings(config: pytest.Config) -> PluginSettings:
     """Read and check the options; a mistake is a usage error before anything runs."""
     from harness.gate import load_thresholds
+    from harness.l2 import parse_l2
     from harness.pipeline import load_factory
     from sigcache.errors import ConfigError
 
@@ -113,14 +119,18 @@ def _settings(config: pytest.Config) -> PluginSettings:
             thresholds = (here / thresholds).resolve()
             load_thresholds(thresholds)
         load_factory(new_cache)
+        l2 = parse_l2(config.getoption("sigcache_l2"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if l2 and new_cache:
+        raise pytest.UsageError("--sigcache-l2 redis:// and --sigcache-new-cache: pick one")
     return PluginSettings(
         recordings=tuple(dict.fromkeys(recordings)),
         phases=_phases(config.getoption("sigcache_phase")),
         thresholds=thresholds,
         reports=(here / config.getoption("sigcache_report")).resolve(),
         new_cache=new_cache,
+        l2=l2,
     )
 
 
@@ -161,6 +171,7 @@ class RecordingFile(pytest.File):
                 reports_root=settings.reports,
                 thresholds=settings.thresholds,
                 new_cache=settings.new_cache,
+                l2=settings.l2,
             )
         for phase in settings.phases:
             yield PhaseNode.from_parent(self, name=phase, run=settings.runs[key])

@@ -69,6 +69,7 @@ class RecordingRun:
         reports_root: Path,
         thresholds: Path | None,
         new_cache: str | None,
+        l2: str | None = None,
     ) -> None:
         self.recording = recording
         self.phases = tuple(phases)
@@ -76,6 +77,7 @@ class RecordingRun:
             "reports_root": reports_root,
             "thresholds_path": thresholds,
             "new_cache": new_cache,
+            "l2": l2,
         }
         self._result: RunResult | None = None
         self._error: str | None = None

@@ -65,6 +65,7 @@ def promote(args: argparse.Namespace, target: MigrationPhase, console: Console) 
         reports_root=args.reports,
         thresholds_path=args.thresholds,
         new_cache=args.new_cache,
+        l2=args.l2,
     )
     verdict = next(v for v in job.verdicts if v.target == target.name)
     console.print(rules_table(verdict))

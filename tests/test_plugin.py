@@ -201,6 +201,7 @@ def test_unreadable_recording_fails_each_item_with_the_reason(
         (("--sigcache-new-cache", "nowhere:nothing"), "*--new-cache 'nowhere:nothing'*"),
         (("--sigcache-recording", "missing.jsonl"), "*missing.jsonl: no such file"),
         (("--sigcache-thresholds", "missing.toml"), "*cannot read thresholds*"),
+        (("--sigcache-l2", "http://h:1"), "*--l2 'http://h:1': expected*"),
     ],
 )
 def test_bad_options_are_usage_errors(
