@@ -2,6 +2,8 @@
 
 Registered by :mod:`harness.plugin`. Each is cheap until used: the cache stack, pandas and the
 replayer are imported inside the fixtures, so a suite that never asks for them pays nothing.
+With `--sigcache-l2 redis://...` the stacks and replays put L2 in Redis, each cache under a fresh
+key prefix, every key deleted at the end of the session.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from harness.run_state import PhaseStack
 
 __all__ = [
+    "L2_OPTION",
     "NEW_CACHE_OPTION",
     "ReplayFactory",
     "SettableClock",
@@ -29,6 +32,8 @@ __all__ = [
 ]
 
 NEW_CACHE_OPTION = "sigcache_new_cache"
+L2_OPTION = "sigcache_l2"
+_REDIS_L2: pytest.StashKey[Any] = pytest.StashKey()
 START = 1_700_000_000.0  # the replayer's virtual epoch; only differences between times matter
 
 
@@ -72,11 +77,30 @@ class ReplayFactory(Protocol):
 
 
 def _option_factory(config: pytest.Config) -> Callable[..., Any] | None:
-    """The candidate named by --sigcache-new-cache, if the option was given."""
+    """The candidate named by --sigcache-new-cache, else a Redis L2 named by --sigcache-l2."""
     from harness.pipeline import load_factory
 
     spec = config.getoption(NEW_CACHE_OPTION, default=None)
-    return load_factory(spec) if spec else None
+    if spec:
+        return load_factory(spec)
+    return _redis_factory(config)
+
+
+def _redis_factory(config: pytest.Config) -> Callable[..., Any] | None:
+    """One Redis backend per session (checked once, every key purged at the session's end)."""
+    from harness.l2 import RedisReplayL2, parse_l2
+
+    url = parse_l2(config.getoption(L2_OPTION, default=None))
+    if url is None:
+        return None
+    backend = config.stash.get(_REDIS_L2, None)
+    if backend is None:
+        backend = RedisReplayL2(url)
+        backend.check()
+        config.stash[_REDIS_L2] = backend
+        config.add_cleanup(backend.finish)
+    factory: Callable[..., Any] = backend.factory
+    return factory
 
 
 def _phase(phase: object) -> Any:
@@ -98,7 +122,7 @@ def sigcache_clock() -> SettableClock:
 def sigcache_stack(
     sigcache_clock: SettableClock, tmp_path_factory: pytest.TempPathFactory, request: Any
 ) -> Iterator[StackFactory]:
-    """Factory of fresh stacks: a facade in one phase on `sigcache_clock`, an empty L2 file."""
+    """Factory of fresh stacks: a facade in one phase on `sigcache_clock`, an empty L2."""
     from harness.run_state import build_stack
 
     default = _option_factory(request.config)

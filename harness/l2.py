@@ -148,6 +148,11 @@ class RedisReplayL2:
         """Release the connections of the purge client."""
         self._client.close()
 
+    def finish(self) -> None:
+        """Purge every key of the run, then close."""
+        self.purge()
+        self.close()
+
 
 @contextmanager
 def replay_l2(
@@ -173,5 +178,4 @@ def replay_l2(
     try:
         yield backend.factory
     finally:
-        backend.purge()
-        backend.close()
+        backend.finish()

@@ -182,3 +182,23 @@ def test_purge_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) ->
     finally:
         backend.close()
     assert "could not delete keys" in caplog.text
+
+
+pytest_plugins = ("pytester",)
+
+
+def test_fixtures_use_the_redis_l2_and_purge_it(
+    pytester: pytest.Pytester, server: RedisServer, raw: redis.Redis
+) -> None:
+    pytester.makepyfile(
+        test_mine=f'''
+def test_stack_on_redis(sigcache_stack):
+    stack = sigcache_stack("NEW_ONLY")
+    assert stack.call("cache_signature", {{"thinking_text": "t", "signature": "{SIG_A}"}})
+    new = stack.facade.new_cache()
+    assert type(new.storage).__name__ == "RedisStore" and new.flush(5)
+'''
+    )
+    result = pytester.runpytest_subprocess("--sigcache-l2", server.url, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert raw.dbsize() == 0  # purged at the session's end
