@@ -37,11 +37,13 @@ from redis.retry import Retry
 from sigcache import forksafe
 from sigcache.errors import StorageError, StorageOpenError
 from sigcache.redis_codec import KeyLayout, decode_entry, decode_part, encode_entry, encode_part
+from sigcache.redis_reads import DirectReads
 from sigcache.storage import STORES, Entry
 
 __all__ = ["RedisSettings", "RedisStore", "redacted_url"]
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 # A clock within this of the wall clock is the wall clock (not a replay's virtual clock).
 _REAL_CLOCK_SLACK_S = 300.0
 _CHUNK = 500  # keys per MGET / DEL round of the admin calls
@@ -116,6 +118,7 @@ class RedisStore:
         except (ValueError, RedisError) as exc:
             raise StorageOpenError(f"open {self.path!r}: {exc}", self.path) from exc
         self._backoff = _Backoff(s.backoff_initial_s, s.backoff_max_s)
+        self._reads = DirectReads(self._client.connection_pool)  # the hot GET / MGET
         self._closed = False
         self._horizon_ms = int(s.recent_horizon_s * 1000)
 
@@ -141,6 +144,22 @@ class RedisStore:
         self._backoff.succeeded()
         return result
 
+    def _hot(self, fn: Callable[[_A], _T], arg: _A) -> _T:
+        """A hot read through `DirectReads`, guarded like `_call` (one attempt, then back-off)."""
+        if self._closed:
+            raise StorageError(f"read {self.path!r}: store is closed", self.path)
+        if self._backoff.until and time.monotonic() < self._backoff.until:
+            raise StorageError(f"read {self.path!r}: unavailable, backing off", self.path)
+        try:
+            result = fn(arg)
+        except RedisError as exc:
+            self._backoff.failed()
+            if isinstance(exc, RedisConnectionError):
+                self._client.connection_pool.disconnect(inuse_connections=False)
+            raise StorageError(f"read {self.path!r}: {type(exc).__name__}", self.path) from exc
+        self._backoff.succeeded()
+        return result
+
     def _decode(self, raw: bytes) -> Entry:
         try:
             return decode_entry(raw)
@@ -158,8 +177,7 @@ class RedisStore:
 
     def get(self, store: str, owner: str, key: str, now: float) -> Entry | None:
         """The live entry for a key, or None (one GET)."""
-        name = self._keys.entry(store, owner, key)
-        raw: bytes | None = self._cmd("read", "GET", name)
+        raw = self._hot(self._reads.get, self._keys.entry(store, owner, key))
         if raw is None:
             return None
         entry = self._decode(raw)
@@ -171,7 +189,7 @@ class RedisStore:
         if not unique:
             return {}
         names = [self._keys.entry(store, owner, key) for key in unique]
-        values: list[bytes | None] = self._cmd("read", "MGET", *names)
+        values = self._hot(self._reads.mget, names)
         found: dict[str, Entry] = {}
         for key, raw in zip(unique, values, strict=True):
             if raw is not None:
@@ -365,6 +383,7 @@ class RedisStore:
     def close(self) -> None:
         """Close this process's connections (idempotent); later calls raise StorageError."""
         self._closed = True
+        self._reads.close()
         self._client.close()
         self._client.connection_pool.disconnect()
 
