@@ -4,7 +4,9 @@ L1 and the write queue never block, so writes and L1 hits run inline on the even
 miss reads L2 through one aiosqlite connection (its own thread) with the SQL of
 `sigcache.schema`; the rarer look-ups (last/recent, fuzzy, invalidate, clear, cleanup, flush)
 run the sync method in a worker thread (`asyncio.to_thread`), so the loop is never blocked.
-A cache over another store than SQLite (`store=`) reads L2 in a worker thread too.
+A cache over another store than SQLite (`store=`) reads L2 in a worker thread too, unless the
+store offers native async reads (`async_reads()`, e.g. `RedisStore`: redis.asyncio, see
+`sigcache.redis_aio`).
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ class AsyncLayeredSignatureCache:
         self._sqlite = isinstance(cache.storage, SQLiteStore)
         verify = cache.storage.verify if isinstance(cache.storage, SQLiteStore) else None
         self._reader = _AsyncReader(cache.path, cache.config.l2, verify)
+        # A store with native async reads (RedisStore: redis.asyncio) skips the thread hop.
+        make_async = getattr(cache.storage, "async_reads", None)
+        self._native: Any = make_async() if callable(make_async) else None
 
     @classmethod
     def open(
@@ -138,6 +143,9 @@ class AsyncLayeredSignatureCache:
 
     async def _get(self, key: L1Key, digest: str) -> Entry | None:
         now = self.cache.clock()
+        if self._native is not None:
+            found: Entry | None = await self._native.get(key[0], key[1], digest, now)
+            return found
         if not self._sqlite:
             return await asyncio.to_thread(self.cache.storage.get, key[0], key[1], digest, now)
         params = (key[0], schema.bind_text(key[1]), schema.bind_text(digest), now)
@@ -179,6 +187,11 @@ class AsyncLayeredSignatureCache:
         owner = next(key[1] for key in keys if key is not None)
         digests, rows = list(wanted), {}
         now = self.cache.clock()
+        if self._native is not None:
+            try:
+                return await self._native.get_many(MAIN, owner, digests, now), None
+            except StorageError as exc:
+                return {}, exc
         if not self._sqlite:
             storage = self.cache.storage
             try:
@@ -304,6 +317,8 @@ class AsyncLayeredSignatureCache:
     async def aclose(self) -> None:
         """Close the aiosqlite connection (and the layered cache when this wrapper owns it)."""
         await self._reader.close()
+        if self._native is not None:
+            await self._native.close()
         if self._owns_cache:
             await self._in_thread(self.cache.close)
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -40,7 +40,10 @@ from sigcache.redis_codec import KeyLayout, decode_entry, decode_part, encode_en
 from sigcache.redis_reads import DirectReads
 from sigcache.storage import STORES, Entry
 
-__all__ = ["RedisSettings", "RedisStore", "redacted_url"]
+if TYPE_CHECKING:
+    from sigcache.redis_aio import AsyncRedisReads
+
+__all__ = ["Backoff", "RedisSettings", "RedisStore", "redacted_url"]
 
 _T = TypeVar("_T")
 _A = TypeVar("_A")
@@ -71,7 +74,7 @@ def redacted_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}"
 
 
-class _Backoff:
+class Backoff:
     """Fail-fast window after a failure, doubling per consecutive failure."""
 
     def __init__(self, initial: float, maximum: float) -> None:
@@ -80,6 +83,10 @@ class _Backoff:
         self.until = 0.0  # monotonic deadline; 0 = healthy
         self._delay = 0.0
         forksafe.register(self)
+
+    def blocked(self) -> bool:
+        """Whether calls should fail fast now (check `until` first: it is 0 when healthy)."""
+        return time.monotonic() < self.until
 
     def failed(self) -> None:
         """Open (or lengthen) the window."""
@@ -105,6 +112,7 @@ class RedisStore:
     def __init__(self, url: str, settings: RedisSettings | None = None) -> None:
         self.settings = s = settings or RedisSettings()
         self.path = redacted_url(url)
+        self._url = url  # with its credentials: for `async_reads` only, never shown
         self._keys = KeyLayout(s.prefix)
         try:
             self._client: redis.Redis = redis.Redis.from_url(
@@ -117,7 +125,7 @@ class RedisStore:
             )
         except (ValueError, RedisError) as exc:
             raise StorageOpenError(f"open {self.path!r}: {exc}", self.path) from exc
-        self._backoff = _Backoff(s.backoff_initial_s, s.backoff_max_s)
+        self._backoff = Backoff(s.backoff_initial_s, s.backoff_max_s)
         self._reads = DirectReads(self._client.connection_pool)  # the hot GET / MGET
         self._closed = False
         self._horizon_ms = int(s.recent_horizon_s * 1000)
@@ -159,6 +167,20 @@ class RedisStore:
             raise StorageError(f"read {self.path!r}: {type(exc).__name__}", self.path) from exc
         self._backoff.succeeded()
         return result
+
+    def async_reads(self) -> AsyncRedisReads:
+        """Native async GET / MGET of this store (redis.asyncio), sharing its back-off."""
+        from sigcache.redis_aio import AsyncRedisReads
+
+        return AsyncRedisReads(
+            self._url,
+            self.settings,
+            self._keys,
+            self._backoff,
+            self._decode,
+            self.path,
+            lambda: self._closed,
+        )
 
     def _decode(self, raw: bytes) -> Entry:
         try:
