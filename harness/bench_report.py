@@ -193,6 +193,9 @@ def render(document: dict[str, Any], source: str, plots: Sequence[str] = ()) -> 
     for group, members in _groups(rows).items():
         base = _baseline(members)
         out += ["", f"## {group}", ""]
+        if all(_is_delay(row) for row in members):
+            out += _delay_table(members, base)
+            continue
         out += [
             "| benchmark | median µs | P90 µs | P99 µs | max µs | rounds | ratio to baseline |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -209,10 +212,42 @@ def render(document: dict[str, Any], source: str, plots: Sequence[str] = ()) -> 
             for r in members
             if "dropped_writes" in r.extra
         ]
+        notes += [
+            f"{r.label}: {1 / r.median:,.0f} writes/s"
+            for r in members
+            if "writes_per_round" in r.extra and r.median
+        ]
         if notes:
             out += ["", "Notes: " + "; ".join(notes) + "."]
     out += ["", *[f"![{Path(plot).stem}]({Path(plot).name})" for plot in plots], ""]
     return "\n".join(out)
+
+
+def _is_delay(row: BenchRow) -> bool:
+    """A row whose figures are delays it measured itself (`p50_s`, ...), not its timing."""
+    return "p50_s" in row.extra
+
+
+def _ms(seconds: object) -> str:
+    return "n/a" if not isinstance(seconds, int | float) else f"{float(seconds) * 1000:,.1f}"
+
+
+def _delay_table(members: Sequence[BenchRow], base: BenchRow | None) -> list[str]:
+    """Delays measured by the bench itself (e.g. phase propagation): p50, p99, max, ratio."""
+    lines = [
+        "| benchmark | p50 ms | p99 ms | max ms | samples | p50 ratio to baseline |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    base_p50 = float(base.extra["p50_s"]) if base is not None else 0.0
+    for row in sorted(members, key=lambda r: float(r.extra["p50_s"])):
+        p50 = float(row.extra["p50_s"])
+        ratio = f"{p50 / base_p50:.2f}x" if base_p50 else "n/a"
+        name = f"{row.label} (baseline)" if row is base else row.label
+        lines.append(
+            f"| {name} | {_ms(p50)} | {_ms(row.extra.get('p99_s'))} | "
+            f"{_ms(row.extra.get('max_s'))} | {row.extra.get('changes', 'n/a')} | {ratio} |"
+        )
+    return lines
 
 
 def _save(figure: Figure, path: Path) -> None:
@@ -222,7 +257,8 @@ def _save(figure: Figure, path: Path) -> None:
 
 def plot_medians(rows: Sequence[BenchRow], path: Path) -> None:
     """Horizontal bars of each median (log scale) with its P99 as a tick, grouped."""
-    ordered = [row for members in _groups(rows).values() for row in members]
+    timed = [row for row in rows if not _is_delay(row)]  # a delay row's timing is a no-op
+    ordered = [row for members in _groups(timed).values() for row in members]
     figure = Figure(figsize=(10, 1.5 + 0.22 * len(ordered)))
     axes = figure.add_subplot()
     labels = [f"{row.group} | {row.label}" for row in ordered]

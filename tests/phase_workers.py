@@ -17,14 +17,15 @@ from sigcache.facade import CacheFacade
 from sigcache.migration_config import MigrationConfig
 from sigcache.phase_state import PhaseStateBackend, RedisPhaseState, SQLitePhaseState
 from sigcache.phase_sync import attach_phase_sync
+from sigcache.redis_store import RedisSettings
 from sigcache.redis_wiring import redis_cache_factory
 
 __all__ = ["WorkerPool"]
 
 
-def _backend(kind: str, target: str, db_path: str) -> PhaseStateBackend:
+def _backend(kind: str, target: str, db_path: str, prefix: str) -> PhaseStateBackend:
     if kind == "redis":
-        return RedisPhaseState(target, prefix="phase-test")
+        return RedisPhaseState(target, prefix=prefix)
     return SQLitePhaseState(db_path)
 
 
@@ -45,14 +46,22 @@ def _command(facade: CacheFacade, command: tuple[Any, ...]) -> Any:
 
 
 def worker_main(
-    index: int, kind: str, target: str, workdir: str, interval: float, commands: Any, results: Any
+    index: int,
+    kind: str,
+    target: str,
+    workdir: str,
+    interval: float,
+    commands: Any,
+    results: Any,
+    prefix: str = "phase-test",
 ) -> None:
     """A worker process: serve commands, report state changes (run by multiprocessing)."""
     # SQLite: one shared file. Redis: a file per worker (as on separate hosts), L2 in Redis.
     db_path = str(Path(workdir) / ("shared.db" if kind == "sqlite" else f"w{index}.db"))
-    factory = redis_cache_factory(target) if kind == "redis" else None
+    l2 = RedisSettings(prefix=f"{prefix}-l2")
+    factory = redis_cache_factory(target, l2) if kind == "redis" else None
     facade = CacheFacade(MigrationConfig(new_l2_db_path=db_path), new_cache_factory=factory)
-    sync = attach_phase_sync(facade, _backend(kind, target, db_path), interval)
+    sync = attach_phase_sync(facade, _backend(kind, target, db_path, prefix), interval)
     last: tuple[Any, ...] | None = None
     results.put(("ready", index, None, time.time()))
     while True:
@@ -82,6 +91,7 @@ class WorkerPool:
     workdir: Path
     interval: float = 0.1
     size: int = 4
+    prefix: str = "phase-test"  # Redis keys: phase state under it, L2 entries under "<it>-l2"
     states: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
     def __enter__(self) -> WorkerPool:
@@ -90,7 +100,10 @@ class WorkerPool:
         self.commands: list[Any] = [ctx.Queue() for _ in range(self.size)]
         args = (self.kind, self.target, str(self.workdir), self.interval)
         self.processes = [
-            ctx.Process(target=worker_main, args=(i, *args, self.commands[i], self.results))
+            ctx.Process(
+                target=worker_main,
+                args=(i, *args, self.commands[i], self.results, self.prefix),
+            )
             for i in range(self.size)
         ]
         for process in self.processes:

@@ -75,3 +75,20 @@ def test_render_and_main_write_markdown_and_png(tmp_path: Path) -> None:
     assert (out / "bench-medians.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "bench-scaling.png").stat().st_size > 0
     assert main([str(tmp_path / "missing.json"), "--out", str(out)]) == 65
+
+
+def test_delays_and_write_throughput() -> None:
+    document = _document()
+    propagation = "phase propagation across 4 workers"
+    document["benchmarks"] += [
+        _bench(propagation, "sqlite shared state", [1e-9], baseline=True, p50_s=0.1, p99_s=0.2,
+               max_s=0.25, changes=20),
+        _bench(propagation, "redis shared state", [1e-9], p50_s=0.05, p99_s=0.1, max_s=0.12,
+               changes=20),
+        _bench("redis writes", "bare", [256e-6] * 5, baseline=True, ops_per_call=256,
+               writes_per_round=256),
+    ]  # fmt: skip
+    text = render(document, "bench.json")
+    assert "| redis shared state | 50.0 | 100.0 | 120.0 | 20 | 0.50x |" in text
+    assert "| sqlite shared state (baseline) | 100.0 | 200.0 | 250.0 | 20 | 1.00x |" in text
+    assert "bare: 1,000,000 writes/s" in text
