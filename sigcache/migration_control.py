@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +196,34 @@ class MigrationControl:
                 old.name,
                 actor,
             )
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """The (reentrant) lock every change holds; hold it to keep changes out."""
+        return self._lock
+
+    def apply_shared(self, state: PersistedState | None, history: list[HistoryEntry]) -> bool:
+        """Adopt state another process saved, as a restart would (no audit, no save).
+
+        Returns whether the phase or the mode changed. With no state saved yet only the
+        history is taken: the environment's start values stay.
+        """
+        with self._lock:
+            self.history = list(history)
+            if state is None:
+                return False
+            before = (self.flags.phase, self.enabled)
+            self.flags.set_phase(state.phase)
+            self.override = state.mode_override
+            # No override: the environment decides, as on a restart.
+            self.enabled = (
+                state.mode_override
+                if state.mode_override is not None
+                else self.config.use_migration_adapter
+            )
+            self.restored = True
+            self._on_change()  # the facade's routing refresh (fast path, adapter)
+            return before != (state.phase, self.enabled)
 
     @property
     def effective_phase(self) -> MigrationPhase:

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from sigcache.errors import StorageError, translate_sqlite_error
-from sigcache.phase_store import _SCHEMA as PHASE_TABLES  # the tables PhaseStore creates
+from sigcache.phase_store import SCHEMA as PHASE_TABLES  # the tables PhaseStore creates
 from sigcache.phase_store import HistoryEntry, PersistedState, PhaseStore
 from sigcache.phases import MigrationPhase
 from sigcache.redis_store import redacted_url

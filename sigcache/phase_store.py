@@ -12,10 +12,10 @@ from typing import Any
 from sigcache.errors import StorageOpenError, translate_sqlite_error
 from sigcache.phases import MigrationPhase
 
-__all__ = ["HistoryEntry", "PersistedState", "PhaseStore"]
+__all__ = ["SCHEMA", "HistoryEntry", "PersistedState", "PhaseStore"]
 
 # Own tables beside the layered cache's: the two never share a row or a connection.
-_SCHEMA = (
+SCHEMA = (
     """CREATE TABLE IF NOT EXISTS migration_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         phase INTEGER NOT NULL,
@@ -97,7 +97,7 @@ class PhaseStore:
                 ) from exc
             conn = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False)
             try:
-                for statement in _SCHEMA:
+                for statement in SCHEMA:
                     conn.execute(statement)
                 conn.commit()
             except sqlite3.Error:

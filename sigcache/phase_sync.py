@@ -143,27 +143,13 @@ class FacadeApplier:
 
     def __call__(self, shared: SharedState) -> None:
         """Set phase, mode and history from `shared`; tell the facade its routing changed."""
-        control, state = self._control, shared.state
-        control.history = list(shared.history)
-        if state is None:
-            return  # nothing persisted yet: keep the environment's start values
-        before = (control.flags.phase, control.enabled)
-        control.flags.set_phase(state.phase)
-        control.override = state.mode_override
-        # No override: the environment decides, as on a restart.
-        control.enabled = (
-            state.mode_override
-            if state.mode_override is not None
-            else control.config.use_migration_adapter
-        )
-        control.restored = True
-        control._on_change()  # private: the facade's routing refresh (fast path, adapter)
-        if before != (state.phase, control.enabled):
+        state = shared.state
+        if self._control.apply_shared(state, list(shared.history)) and state is not None:
             log.info(
                 "[CACHE_MIGRATION] shared state v%d applied: phase %s, mode %s (actor=%s)",
                 shared.version,
                 state.phase.name,
-                "on" if control.enabled else "off",
+                "on" if self._control.enabled else "off",
                 state.actor,
             )
 
@@ -174,14 +160,14 @@ def attach_phase_sync(facade: Any, backend: PhaseStateBackend, interval: float =
     A backend holding no state yet is seeded with the facade's (restored or start) state.
     """
     control = facade.control
-    with control._lock:  # private: no local change may interleave with the seeding
+    with control.lock:  # no local change may interleave with the seeding
         if backend.snapshot().state is None and control.history:
             state = _local_state(control)
             for entry in control.history[:-1]:
                 backend.save(state, entry)
             backend.save(state, control.history[-1])
         control.store = backend  # every later change saves (and bumps the version) here
-    sync = PhaseSync(backend, FacadeApplier(facade), interval=interval, lock=control._lock)
+    sync = PhaseSync(backend, FacadeApplier(facade), interval=interval, lock=control.lock)
     return sync.start()
 
 
