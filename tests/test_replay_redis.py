@@ -18,6 +18,7 @@ from sigcache.errors import ConfigError
 from sigcache.migration_config import MigrationConfig
 from tests.contract import SIG_A
 from tests.redis_server import RedisServer, _free_port, redis_server, requires_redis
+from tests.test_replayer import read, record, write
 
 pytestmark = requires_redis
 
@@ -75,11 +76,14 @@ def test_cli_replay_on_redis(
     server: RedisServer, raw: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    calls = [(float(i), "cache_signature", write(f"text {i}", SIG_A)) for i in range(5)]
+    calls += [(10.0 + i, "get_cached_signature", read(f"text {i % 7}")) for i in range(20)]
+    recording = record(tmp_path / "rec.jsonl", calls)
     summary = tmp_path / "summary.json"
     code = main(
         [
             "replay",
-            str(SMALL),
+            str(recording),
             "--phase",
             "NEW_ONLY",
             "--l2",
@@ -92,7 +96,9 @@ def test_cli_replay_on_redis(
         ]
     )
     assert code == 0
-    assert set(json.loads(summary.read_text())["phases"]) == {"LEGACY_ONLY", "NEW_ONLY"}
+    phases = json.loads(summary.read_text())["phases"]
+    assert set(phases) == {"LEGACY_ONLY", "NEW_ONLY"}
+    assert phases["NEW_ONLY"]["classes"]["match"] == 15  # texts 0-4 of i % 7, as legacy
     assert raw.dbsize() == 0
 
 
@@ -199,6 +205,6 @@ def test_stack_on_redis(sigcache_stack):
     assert type(new.storage).__name__ == "RedisStore" and new.flush(5)
 '''
     )
-    result = pytester.runpytest_subprocess("--sigcache-l2", server.url, "-p", "no:cacheprovider")
+    result = pytester.runpytest("--sigcache-l2", server.url, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert raw.dbsize() == 0  # purged at the session's end
