@@ -10,9 +10,17 @@ Precedence, first that applies (exactly one class per read):
 2. ``foreign``         the stack answered with a signature never written for that key and owner;
 3. ``match``           both answered the same (both hit with equal values);
 4. ``isolation``       the control's hit crossed owner/family/conversation and the stack refused it
-                       (missed, or answered the legitimate value instead);
+                       (missed, or answered the legitimate value instead); reason ``owner``,
+                       ``family``, ``conversation``, or ``no_conversation`` (a last/recent read
+                       naming no conversation, which the new cache answers with nothing);
 5. ``value_mismatch``  both hit with different values and the control's answer was legitimate;
-6. ``legacy_only_hit`` the control hit, the stack missed (a regression; reason says why if known);
+                       reason ``legacy_truncated`` when the control's signature is a strict
+                       prefix of the stack's or is itself cut short (legacy kept an aborted
+                       stream's value, which the new cache refused to store: a legacy defect,
+                       a finding the gate does not count as critical);
+6. ``legacy_only_hit`` the control hit, the stack missed (a regression; reason says why if known;
+                       ``legacy_truncated`` when the control's signature is cut short, a value
+                       the new cache refuses to store: a finding, not a regression);
 7. ``new_only_hit``    the stack hit, the control missed (an improvement; reason says why if known);
 8. ``both_miss``       neither answered.
 
@@ -26,10 +34,12 @@ from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple
 
 from sigcache.keys import normalize_thinking_text
+from sigcache.provenance import is_truncated, model_family, tool_id_forms, tool_id_lookup_forms
 
 __all__ = [
     "CLASSES",
     "CRITICAL_CLASSES",
+    "FINDING_REASONS",
     "Answer",
     "Comparison",
     "Crossing",
@@ -42,7 +52,7 @@ __all__ = [
 ]
 
 Answer = str | tuple[str, str] | None  # a signature, or (signature, text) for *_with_text reads
-Crossing = Literal["owner", "family", "conversation"]
+Crossing = Literal["owner", "family", "conversation", "no_conversation"]
 Store = Literal["main", "tool", "session"]
 
 CLASSES: Final = (
@@ -56,6 +66,11 @@ CLASSES: Final = (
     "error",
 )
 CRITICAL_CLASSES: Final = frozenset({"value_mismatch", "foreign", "error"})
+# (class, reason) pairs that are legacy defects the replay surfaces, not failures of the new
+# cache: the gate counts them apart from their class (harness.gate).
+FINDING_REASONS: Final = frozenset(
+    {("value_mismatch", "legacy_truncated"), ("legacy_only_hit", "legacy_truncated")}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +118,15 @@ def classify(stack: Observation, control: Observation, facts: ReadFacts) -> Comp
             return Comparison("match", None)
         if facts.control_crossed is not None:
             return Comparison("isolation", facts.control_crossed)
+        control_sig = signature_of(control.value)
+        if _truncated(control_sig) or _strict_prefix(control_sig, signature_of(stack.value)):
+            return Comparison("value_mismatch", "legacy_truncated")
         return Comparison("value_mismatch", None)
     if control.hit:
         if facts.control_crossed is not None:
             return Comparison("isolation", facts.control_crossed)
+        if _truncated(signature_of(control.value)):
+            return Comparison("legacy_only_hit", "legacy_truncated")
         return Comparison("legacy_only_hit", facts.miss_reason)
     if stack.hit:
         return Comparison("new_only_hit", control_reason or facts.miss_reason)
@@ -118,30 +138,83 @@ def signature_of(answer: Answer) -> str | None:
     return answer[0] if isinstance(answer, tuple) else answer
 
 
+def _truncated(signature: str | None) -> bool:
+    return isinstance(signature, str) and is_truncated(signature)
+
+
+def _strict_prefix(short: str | None, long: str | None) -> bool:
+    return (
+        short is not None and long is not None and len(short) < len(long) and long.startswith(short)
+    )
+
+
 def _store_key(store: str, key: str) -> str:
     # The main store is keyed by the normalised text, as both caches key it; ids are taken as given.
     return normalize_thinking_text(key) if store == "main" else key
 
 
+Provenance = tuple[str | None, str | None]  # (model family, conversation id) of one write
+
+
+def _crossed(read: str | None, written: set[str | None]) -> bool:
+    """Whether every write carried a value of the dimension other than the read's."""
+    return read is not None and bool(written) and None not in written and read not in written
+
+
 class Oracle:
-    """In-memory record of every write: (store, normalised key, owner) -> signatures and times."""
+    """In-memory record of every write: (store, normalised key, owner) -> signatures and times.
+
+    It also remembers, per written signature, the model family and conversation of each write
+    (issue 13), and for tool ids the rewritten forms the new cache finds them by, so a tool
+    answer given for a rewritten id counts as written for it (`sigcache.provenance`).
+    """
 
     def __init__(self) -> None:
         self._writes: dict[tuple[str, str, str | None], dict[str, list[float]]] = defaultdict(dict)
-        self._by_signature: dict[tuple[str, str], set[tuple[str, str | None]]] = defaultdict(set)
+        # (store, signature) -> {(normalised key, owner): {(family, conversation), ...}}
+        self._by_signature: dict[tuple[str, str], dict[tuple[str, str | None], set[Provenance]]] = (
+            defaultdict(dict)
+        )
+        self._tool_forms: dict[tuple[str, str | None], set[str]] = defaultdict(set)
 
     def record_write(
-        self, store: str, key: str, signature: str, owner: str | None, t: float
+        self,
+        store: str,
+        key: str,
+        signature: str,
+        owner: str | None,
+        t: float,
+        *,
+        model: object = None,
+        conversation: object = None,
     ) -> None:
-        """Note that `signature` was written for `key` by `owner` at time `t`."""
+        """Note that `signature` was written for `key` by `owner` at time `t` (with its model
+        and conversation, when the call named them)."""
         skey = _store_key(store, key)
         self._writes[(store, skey, owner)].setdefault(signature, []).append(t)
-        self._by_signature[(store, signature)].add((skey, owner))
+        provenance = (model_family(model), conversation if isinstance(conversation, str) else None)
+        self._by_signature[(store, signature)].setdefault((skey, owner), set()).add(provenance)
+        if store == "tool":
+            for form in tool_id_forms(skey):
+                self._tool_forms[(form, owner)].add(skey)
+
+    def _keys_for(self, store: str, key: str, owner: str | None) -> list[str]:
+        """The stored keys a read of `key` may legitimately be answered from."""
+        skey = _store_key(store, key)
+        if store != "tool":
+            return [skey]
+        found = [skey]
+        for form in tool_id_lookup_forms(skey):
+            found.extend(self._tool_forms.get((form, owner), ()))
+        return found
 
     def written_for(self, store: str, key: str, owner: str | None, signature: str) -> bool:
-        """True if `signature` was ever written for this key by this owner."""
-        found = self._writes.get((store, _store_key(store, key), owner), {})
-        return signature in found
+        """True if `signature` was ever written for this key (or a form of this tool id) by
+        this owner."""
+        return any(
+            signature in self._writes.get((store, k, owner), {})
+            for k in self._keys_for(store, key, owner)
+        )
 
     def write_times(
         self, store: str, key: str, owner: str | None, signature: str
@@ -152,11 +225,26 @@ class Oracle:
 
     def writers_of(self, store: str, signature: str) -> frozenset[str | None]:
         """Every owner that wrote `signature` into `store`, under any key."""
-        return frozenset(owner for _, owner in self._by_signature.get((store, signature), ()))
+        return frozenset(owner for _, owner in self._by_signature.get((store, signature), {}))
 
     def written_by(self, store: str, owner: str | None, signature: str) -> bool:
         """True if `owner` wrote `signature` into `store` under any key (last/recent reads)."""
         return owner in self.writers_of(store, signature)
+
+    def provenance_of(
+        self, store: str, signature: str, key: str | None = None
+    ) -> tuple[set[str | None], set[str | None]]:
+        """(families, conversations) `signature` was written under in `store` (for `key` only,
+        if given)."""
+        skey = None if key is None else _store_key(store, key)
+        families: set[str | None] = set()
+        conversations: set[str | None] = set()
+        for (k, _), provenances in self._by_signature.get((store, signature), {}).items():
+            if skey is None or k == skey:
+                for family, conversation in provenances:
+                    families.add(family)
+                    conversations.add(conversation)
+        return families, conversations
 
     def signatures_for(self, store: str, key: str, owner: str | None) -> frozenset[str]:
         """Every signature written for this key by this owner."""
@@ -172,7 +260,7 @@ class Oracle:
         if signature is None or self.written_for(store, key, owner, signature):
             return None
         skey = _store_key(store, key)
-        places = self._by_signature.get((store, signature), set())
+        places = self._by_signature.get((store, signature), {})
         if any(k == skey for k, _ in places):
             return "owner"
         if any(o == owner for _, o in places):
@@ -188,16 +276,79 @@ class Oracle:
         control: Observation,
         *,
         miss_reason: str | None = None,
+        model: object = None,
     ) -> ReadFacts:
-        """ReadFacts for a keyed read (main, tool or session store), both answers checked here."""
+        """ReadFacts for a keyed read (main, tool or session store), both answers checked here.
+
+        The control's answer crossed families when the read named a model and that signature
+        was written for this key only under other model families (the new cache refuses it).
+        Conversations never filter keyed reads, so they never cross here.
+        """
         foreign = self.explain(store, key, owner, stack.value) if stack.hit else None
         crossed = self.explain(store, key, owner, control.value) if control.hit else None
+        crossing: Crossing | None = "owner" if crossed == "owner" else None
+        signature = signature_of(control.value)
+        if crossing is None and control.hit and signature is not None:
+            families, _ = self.provenance_of(store, signature, key)
+            if _crossed(model_family(model), families):
+                crossing = "family"
         return ReadFacts(
             stack_answer_legitimate=foreign is None,
-            control_crossed="owner" if crossed == "owner" else None,
+            control_crossed=crossing,
             foreign_reason=foreign,
             miss_reason=miss_reason,
         )
+
+    def unkeyed_facts(
+        self,
+        store: str,
+        owner: str | None,
+        stack: Observation,
+        control: Observation,
+        *,
+        model: object = None,
+        conversation: object = None,
+    ) -> ReadFacts:
+        """Facts for last/recent reads, which name no key (`store` "any": every store).
+
+        The stack's answer is legitimate when the caller's owner wrote that signature. The
+        control's answer crossed owners when anyone else wrote it too (legacy's look-ups ignore
+        owners in the tool and session tiers); else model families when the read named a model
+        and the signature was written only under others; else conversations when the read named
+        one and the signature was never written in it; else, when the read named none,
+        ``no_conversation``: the new cache answers such a read with nothing by design.
+        """
+        stores = ("main", "tool", "session") if store == "any" else (store,)
+        stack_sig = signature_of(stack.value) if stack.hit else None
+        control_sig = signature_of(control.value) if control.hit else None
+        stack_writers = self._writers(stores, stack_sig) if stack_sig is not None else None
+        foreign = stack_writers is not None and owner not in stack_writers
+        crossing: Crossing | None = None
+        if control_sig is not None:
+            if any(w != owner for w in self._writers(stores, control_sig)):
+                crossing = "owner"
+            else:
+                families: set[str | None] = set()
+                conversations: set[str | None] = set()
+                for s in stores:
+                    found = self.provenance_of(s, control_sig)
+                    families |= found[0]
+                    conversations |= found[1]
+                named = conversation if isinstance(conversation, str) and conversation else None
+                if _crossed(model_family(model), families):
+                    crossing = "family"
+                elif named is None:
+                    crossing = "no_conversation"
+                elif named not in conversations:
+                    crossing = "conversation"
+        return ReadFacts(
+            stack_answer_legitimate=not foreign,
+            control_crossed=crossing,
+            foreign_reason=("owner" if stack_writers else "never_written") if foreign else None,
+        )
+
+    def _writers(self, stores: tuple[str, ...], signature: str) -> frozenset[str | None]:
+        return frozenset().union(*(self.writers_of(s, signature) for s in stores))
 
     def prune(self, before: float) -> int:
         """Forget writes made before `before` (no cache may still serve them); returns how many.
@@ -215,12 +366,22 @@ class Oracle:
                 dropped += 1
                 del signatures[signature]
                 places = self._by_signature[(where[0], signature)]
-                places.discard((where[1], where[2]))
+                places.pop((where[1], where[2]), None)
                 if not places:
                     del self._by_signature[(where[0], signature)]
             if not signatures:
                 del self._writes[where]
+                if where[0] == "tool":
+                    self._forget_forms(where[1], where[2])
         return dropped
+
+    def _forget_forms(self, skey: str, owner: str | None) -> None:
+        for form in tool_id_forms(skey):
+            keys = self._tool_forms.get((form, owner))
+            if keys is not None:
+                keys.discard(skey)
+                if not keys:
+                    del self._tool_forms[(form, owner)]
 
     def __len__(self) -> int:
         """Number of distinct (store, key, owner, signature) writes recorded."""

@@ -10,6 +10,12 @@ thresholds of the target phase. Outcome, first that applies:
 * ``fail``          any other rule failed;
 * ``pass``          every rule passed.
 
+Findings: a (class, reason) pair of ``harness.compare.FINDING_REASONS`` (``legacy_truncated``
+under ``value_mismatch`` or ``legacy_only_hit``: legacy answered an aborted stream's truncated
+signature, which the new cache refused to store) is a legacy defect the replay surfaces, not a
+wrong or missing answer of the new cache: no rule counts it (``value_mismatch``,
+``legacy_only_hit_rate``, ``hit_rate_drop``), and the verdict lists it under ``findings``.
+
 Live figures (optional): a summary may carry ``live: {PHASE: {"samples": int, "classes": {CLASS:
 int}}}``, the live consistency counts sampled in production while PHASE served traffic (the
 ``by_phase`` part of ``get_migration_status()["live_consistency"]``). A promotion to a target uses
@@ -30,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from harness.compare import FINDING_REASONS
 from sigcache.errors import ConfigError
 from sigcache.gating import GATE_FORMAT, GATE_VERSION, PHASE_NAMES, phase_name
 
@@ -146,6 +153,8 @@ class Verdict:
     outcome: Outcome
     rules: tuple[RuleResult, ...]
     reasons: tuple[str, ...] = ()  # why the outcome is what it is, in words
+    # Legacy defects seen in the target phase, by reason (counted apart from any rule).
+    findings: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def failed_rules(self) -> list[str]:
@@ -168,9 +177,25 @@ def _path(data: object, *keys: str) -> float | None:
 
 
 def _class_count(phase: Mapping[str, Any], cls: str) -> float | None:
+    """Reads of a class, findings (FINDING_REASONS) left out; None when there is no data."""
     classes = phase.get("classes")
     # A summary lists the classes it saw; an absent one is zero, absent classes are no data.
-    return _number(classes.get(cls, 0)) if isinstance(classes, Mapping) else None
+    count = _number(classes.get(cls, 0)) if isinstance(classes, Mapping) else None
+    if count is None:
+        return None
+    return count - sum(n for (c, _), n in _finding_counts(phase).items() if c == cls)
+
+
+def _finding_counts(phase: Mapping[str, Any]) -> dict[tuple[str, str], int]:
+    """Reads per finding (class, reason) of one phase summary (its `reasons` section)."""
+    reasons = phase.get("reasons")
+    found: dict[tuple[str, str], int] = {}
+    for cls, reason in sorted(FINDING_REASONS):
+        by_reason = reasons.get(cls) if isinstance(reasons, Mapping) else None
+        count = _number(by_reason.get(reason, 0)) if isinstance(by_reason, Mapping) else None
+        if count:
+            found[(cls, reason)] = int(count)
+    return found
 
 
 def _phases(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -193,11 +218,13 @@ def _rates(phase: Mapping[str, Any]) -> tuple[float | None, float | None, float 
         return None, None, None
     legacy_only = _class_count(phase, "legacy_only_hit")
     isolation = _class_count(phase, "isolation") or 0.0
+    truncated = _finding_counts(phase).get(("legacy_only_hit", "legacy_truncated"), 0)
     stack_rate, control_rate = _path(phase, "stack_hit_rate"), _path(phase, "control_hit_rate")
     drop = None
     if stack_rate is not None and control_rate is not None:
-        # The control's cross-owner hits are findings, not hits the stack owes anyone.
-        drop = (control_rate - isolation / reads) - stack_rate
+        # The control's cross-owner hits and its truncated values are findings, not hits the
+        # stack owes anyone.
+        drop = (control_rate - (isolation + truncated) / reads) - stack_rate
     stack_p99 = _path(phase, "latency_us", "stack", "p99")
     control_p99 = _path(phase, "latency_us", "control", "p99")
     ratio = None
@@ -287,7 +314,11 @@ def evaluate(summary: Mapping[str, Any], target: object, thresholds: Thresholds)
     limits = thresholds.for_phase(name)
     rules = _rules(summary, name, limits) + _live_rules(summary, name, limits)
     outcome, reasons = _decide(rules, name)
-    return Verdict(target=name, outcome=outcome, rules=tuple(rules), reasons=reasons)
+    phase = _phases(summary).get(name, {})
+    findings: dict[str, int] = {}
+    for (_, reason), count in _finding_counts(phase).items():
+        findings[reason] = findings.get(reason, 0) + count
+    return Verdict(name, outcome, tuple(rules), reasons, findings)
 
 
 def gate_exit_code(verdict: Verdict) -> int:
@@ -324,6 +355,7 @@ def write_gate_json(
         "verdict": verdict.outcome,
         "reasons": list(verdict.reasons),
         "rules": [asdict(rule) for rule in verdict.rules],
+        "findings": dict(verdict.findings),
         "recording": None if recording is None else str(recording),
         "recording_digest": recording_digest,
         "report_path": str(report_path),
@@ -341,7 +373,10 @@ def read_gate_json(path: str | Path) -> GateFile:
         if data.get("format") != GATE_FORMAT or data.get("version") != GATE_VERSION:
             raise ValueError(f"not a {GATE_FORMAT} v{GATE_VERSION} file")
         rules = tuple(RuleResult(**rule) for rule in data["rules"])
-        verdict = Verdict(data["target"], data["verdict"], rules, tuple(data.get("reasons", ())))
+        findings = {str(k): int(v) for k, v in dict(data.get("findings", {})).items()}
+        verdict = Verdict(
+            data["target"], data["verdict"], rules, tuple(data.get("reasons", ())), findings
+        )
         return GateFile(
             verdict=verdict,
             recording_digest=str(data["recording_digest"]),

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.compare import Observation, Oracle, ReadFacts, classify, signature_of
+from harness.compare import Observation, Oracle, classify
 from harness.replay_ops import OPS, call_legacy
 from harness.results import ResultsWriter
 from harness.run_state import Diagnostics, PhaseStack, build_stack
@@ -134,7 +134,16 @@ def _record_write(oracle: Oracle, misses: _MissReasons, event: RecordedEvent) ->
     if not isinstance(key, str) or not key or not is_valid_signature(signature):
         return
     assert isinstance(signature, str)
-    oracle.record_write(spec.store or "main", key, signature, event.args.get("owner_id"), event.t)
+    args = event.args
+    oracle.record_write(
+        spec.store or "main",
+        key,
+        signature,
+        args.get("owner_id"),
+        event.t,
+        model=args.get("model"),
+        conversation=args.get("conversation_id"),
+    )
     if spec.store == "main":
         misses.note_write(key, event.t)
 
@@ -147,39 +156,26 @@ def _facts(
     miss_reason: str | None,
 ) -> Any:
     spec = OPS[event.op]
-    owner = event.args.get("owner_id")
+    args = event.args
+    owner, model = args.get("owner_id"), args.get("model")
     if spec.key_arg is not None:
-        key = event.args.get(spec.key_arg)
+        key = args.get(spec.key_arg)
         return oracle.facts(
-            spec.oracle_store or "main", str(key), owner, stack, control, miss_reason=miss_reason
+            spec.oracle_store or "main",
+            str(key),
+            owner,
+            stack,
+            control,
+            miss_reason=miss_reason,
+            model=model,
         )
-    return _unkeyed_facts(oracle, spec.oracle_store or "main", owner, stack, control)
-
-
-def _writers(oracle: Oracle, store: str, signature: str | None) -> frozenset[Any]:
-    if signature is None:
-        return frozenset()
-    stores = ("main", "tool", "session") if store == "any" else (store,)
-    return frozenset().union(*(oracle.writers_of(s, signature) for s in stores))
-
-
-def _unkeyed_facts(
-    oracle: Oracle, store: str, owner: Any, stack: Observation, control: Observation
-) -> ReadFacts:
-    """Facts for last/recent reads, which name no key.
-
-    The stack's answer is legitimate when the caller's owner wrote that signature. The control's
-    answer crossed owners when anyone else wrote it too: legacy's look-ups ignore owners in the
-    tool and session tiers, so its answer may have come from the other owner's entry.
-    """
-    stack_writers = _writers(oracle, store, signature_of(stack.value)) if stack.hit else None
-    control_writers = _writers(oracle, store, signature_of(control.value)) if control.hit else None
-    foreign = stack_writers is not None and owner not in stack_writers
-    crossed = control_writers is not None and any(w != owner for w in control_writers)
-    return ReadFacts(
-        stack_answer_legitimate=not foreign,
-        control_crossed="owner" if crossed else None,
-        foreign_reason=("owner" if stack_writers else "never_written") if foreign else None,
+    return oracle.unkeyed_facts(
+        spec.oracle_store or "main",
+        owner,
+        stack,
+        control,
+        model=model,
+        conversation=args.get("conversation_id"),
     )
 
 
@@ -200,7 +196,9 @@ def _classify(
     cls, reason = classify(stack, control, facts)
     if cls == "legacy_only_hit" and reason is None and diag.shadow_error:
         reason = "new_cache_error"  # the adapter turned the new cache's failure into a miss
-    if cls == "match" and facts.control_crossed is not None:
+    if cls == "match" and facts.control_crossed not in (None, "no_conversation"):
+        # (A read naming no conversation is not a crossing in itself: only the new cache's
+        # refusal of it is reported, as isolation.)
         reason = f"legacy_crossed_{facts.control_crossed}"
     return cls, reason
 

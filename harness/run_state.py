@@ -72,6 +72,10 @@ def build_stack(
         new_l2_db_path=str(workdir / f"{phase.name.lower()}.db"),
         use_migration_adapter=True,
         initial_phase=phase,
+        # Live sampling reads legacy at random off the caller's path, which moves legacy's "last"
+        # (touch) order: with last/recent answered by legacy in NEW_PREFERRED (issue 13), the
+        # replay would no longer be deterministic. The replay compares every read anyway.
+        consistency_sample_rate=0.0,
     )
     facade = CacheFacade(config, clock=clock, new_cache_factory=new_cache_factory)
     try:

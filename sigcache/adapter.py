@@ -4,6 +4,10 @@ Every store (main, tool, session) and every last/recent look-up obeys the phase 
 `sigcache.router`). In LEGACY_ONLY with a legacy `SignatureCache`, main-store `get` and `set` go
 straight to the legacy cache and are counted by its own counters (`MigrationStats.derive_from`):
 the proxy then costs one attribute check per call.
+
+Provenance (issue 13): the keyword-only `model`, `scope` and `conversation_id` of every call go
+to the new cache in every phase (legacy ignores them); read repair never copies a legacy entry of
+another owner or model family, and never attributes it to the reader's conversation.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 from sigcache.interface import SignatureWithText
 from sigcache.migration_stats import CacheSide
-from sigcache.router import NewCacheProvider, PhaseRouter
+from sigcache.router import NewCacheProvider, PhaseRouter, provenance_kwargs
 from sigcache.routing import LEGACY_HIT, NO_DIAG, CallDiagnostics
 
 __all__ = ["CallDiagnostics", "LegacySignatureCacheAdapter", "NewCacheProvider"]
@@ -33,6 +37,9 @@ class LegacySignatureCacheAdapter(PhaseRouter):
         signature: str,
         model: str | None = None,
         owner_id: str | None = None,
+        *,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
         """Cache a signature in the phase's caches; the authoritative result is returned."""
         if self.fast_legacy:
@@ -47,9 +54,18 @@ class LegacySignatureCacheAdapter(PhaseRouter):
             if self.diagnose:
                 self._local.diag = CallDiagnostics("legacy" if ok else None)
             return ok
-        return self._write("set", (thinking_text, signature, model, owner_id), signature)
+        kwargs = provenance_kwargs(None, scope, conversation_id)
+        return self._write("set", (thinking_text, signature, model, owner_id), signature, kwargs)
 
-    def get(self, thinking_text: str, owner_id: str | None = None) -> str | None:
+    def get(
+        self,
+        thinking_text: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
         """The signature for a thinking text from the phase's primary, then fallback cache."""
         if self.fast_legacy:
             try:
@@ -60,7 +76,8 @@ class LegacySignatureCacheAdapter(PhaseRouter):
             if self.diagnose:
                 self._local.diag = NO_DIAG if value is None else LEGACY_HIT
             return value
-        result: str | None = self._read("get", (thinking_text, owner_id), owner_id)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        result: str | None = self._read("get", (thinking_text, owner_id), owner_id, kwargs)
         return result
 
     def invalidate(self, thinking_text: str, owner_id: str | None = None) -> bool:
@@ -106,22 +123,49 @@ class LegacySignatureCacheAdapter(PhaseRouter):
     # -- tool and session stores ------------------------------------------------------------------
 
     def cache_tool_signature(
-        self, tool_id: str, signature: str, owner_id: str | None = None
+        self,
+        tool_id: str,
+        signature: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
         """Cache a signature for a tool-call id in the phase's caches."""
-        return self._write("cache_tool_signature", (tool_id, signature, owner_id), signature)
+        args = (tool_id, signature, owner_id)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        return self._write("cache_tool_signature", args, signature, kwargs)
 
-    def get_tool_signature(self, tool_id: str, owner_id: str | None = None) -> str | None:
+    def get_tool_signature(
+        self,
+        tool_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
         """The signature for a tool-call id (primary, then fallback with read repair)."""
-        result: str | None = self._read("get_tool_signature", (tool_id, owner_id), owner_id)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        args = (tool_id, owner_id)
+        result: str | None = self._read("get_tool_signature", args, owner_id, kwargs)
         return result
 
     def get_tool_signature_fuzzy(
-        self, tool_id: str, max_candidates: int = 5, owner_id: str | None = None
+        self,
+        tool_id: str,
+        max_candidates: int = 5,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> str | None:
         """Fuzzy tool look-up in the primary, then the fallback (no repair: the id is unknown)."""
         args = (tool_id, max_candidates, owner_id)
-        result: str | None = self._read("get_tool_signature_fuzzy", args)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        result: str | None = self._read("get_tool_signature_fuzzy", args, None, kwargs)
         return result
 
     def cache_session_signature(
@@ -130,36 +174,76 @@ class LegacySignatureCacheAdapter(PhaseRouter):
         signature: str,
         thinking_text: str = "",
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
         """Cache a signature (and its thinking text) for a session id in the phase's caches."""
         args = (session_id, signature, thinking_text, owner_id)
-        return self._write("cache_session_signature", args, signature)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        return self._write("cache_session_signature", args, signature, kwargs)
 
-    def get_session_signature(self, session_id: str, owner_id: str | None = None) -> str | None:
+    def get_session_signature(
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
         """The signature for a session id (primary, then fallback with read repair)."""
-        result: str | None = self._read("get_session_signature", (session_id, owner_id), owner_id)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        args = (session_id, owner_id)
+        result: str | None = self._read("get_session_signature", args, owner_id, kwargs)
         return result
 
     def get_session_signature_with_text(
-        self, session_id: str, owner_id: str | None = None
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> SignatureWithText | None:
         """(signature, text) for a session id (primary, then fallback with read repair)."""
         args = (session_id, owner_id)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
         result: SignatureWithText | None = self._read(
-            "get_session_signature_with_text", args, owner_id
+            "get_session_signature_with_text", args, owner_id, kwargs
         )
         return result
 
     # -- last / recent (no key to repair under) -------------------------------------------------
 
-    def get_last_signature(self, owner_id: str | None = None) -> str | None:
+    def get_last_signature(
+        self,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
         """The last signature from the primary cache, else the fallback."""
-        result: str | None = self._read("get_last_signature", (owner_id,))
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        result: str | None = self._read("get_last_signature", (owner_id,), None, kwargs)
         return result
 
-    def get_last_signature_with_text(self, owner_id: str | None = None) -> SignatureWithText | None:
+    def get_last_signature_with_text(
+        self,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> SignatureWithText | None:
         """(signature, text) of the last entry from the primary cache, else the fallback."""
-        result: SignatureWithText | None = self._read("get_last_signature_with_text", (owner_id,))
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        result: SignatureWithText | None = self._read(
+            "get_last_signature_with_text", (owner_id,), None, kwargs
+        )
         return result
 
     def get_recent_signature(
@@ -167,10 +251,15 @@ class LegacySignatureCacheAdapter(PhaseRouter):
         time_window_seconds: float = 300,
         client_type: str | None = None,
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> str | None:
         """A signature written within the window, from the primary cache, else the fallback."""
         args = (time_window_seconds, client_type, owner_id)
-        result: str | None = self._read("get_recent_signature", args)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        result: str | None = self._read("get_recent_signature", args, None, kwargs)
         return result
 
     def get_recent_signature_with_text(
@@ -178,10 +267,17 @@ class LegacySignatureCacheAdapter(PhaseRouter):
         time_window_seconds: float = 300,
         client_type: str | None = None,
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> SignatureWithText | None:
         """(signature, text) written within the window, from the primary, else the fallback."""
         args = (time_window_seconds, client_type, owner_id)
-        result: SignatureWithText | None = self._read("get_recent_signature_with_text", args)
+        kwargs = provenance_kwargs(model, scope, conversation_id)
+        result: SignatureWithText | None = self._read(
+            "get_recent_signature_with_text", args, None, kwargs
+        )
         return result
 
     def describe(self) -> dict[str, Any]:

@@ -7,6 +7,10 @@ run the sync method in a worker thread (`asyncio.to_thread`), so the loop is nev
 A cache over another store than SQLite (`store=`) reads L2 in a worker thread too, unless the
 store offers native async reads (`async_reads()`, e.g. `RedisStore`: redis.asyncio, see
 `sigcache.redis_aio`).
+
+Provenance (issue 13): every method takes the keyword-only `model`, `scope` and
+`conversation_id` of its sync twin, with the same meaning; a tool id that missed is looked up by
+its rewritten forms in a worker thread.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -152,13 +157,29 @@ class AsyncLayeredSignatureCache:
         rows = await self._reader.rows(schema.GET, params)
         return rows[0] if rows else None
 
-    async def aget(self, thinking_text: str, owner_id: str | None = None) -> str | None:
+    async def aget(
+        self,
+        thinking_text: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
         """Async `get`."""
         entry = await self._read(main_key(thinking_text, owner_id))
+        if entry is not None and (model is not None or scope is not None):
+            entry = self.cache.admit(MAIN, entry, model, scope)
         return entry.signature if entry else None
 
     async def aget_many(
-        self, texts: Sequence[object], owner_id: str | None = None
+        self,
+        texts: Sequence[object],
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> list[str | None]:
         """Async `get_many`: L1 misses read from L2 in one query per 500 keys."""
         keys = [main_key(text, owner_id) for text in texts]
@@ -177,6 +198,8 @@ class AsyncLayeredSignatureCache:
                 key = keys[index]
                 if key is not None:
                     found[index] = self.cache.after_l2(key, rows.get(digest), error)
+        if model is not None or scope is not None:
+            found = [self.cache.admit(MAIN, entry, model, scope) for entry in found]
         return [entry.signature if entry else None for entry in found]
 
     async def _many(
@@ -210,23 +233,50 @@ class AsyncLayeredSignatureCache:
             return {}, exc
         return rows, None
 
-    async def aget_tool_signature(self, tool_id: str, owner_id: str | None = None) -> str | None:
-        """Async `get_tool_signature`."""
-        entry = await self._read(id_key(TOOL, tool_id, owner_id))
+    async def aget_tool_signature(
+        self,
+        tool_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """Async `get_tool_signature` (rewritten forms of the id included)."""
+        key = id_key(TOOL, tool_id, owner_id)
+        entry = await self._read(key)
+        if entry is None and key is not None:
+            entry = await asyncio.to_thread(self.cache.tool_alias_entry, key)
+        entry = self.cache.admit(TOOL, entry, model, scope)
         return entry.signature if entry else None
 
     async def aget_session_signature(
-        self, session_id: str, owner_id: str | None = None
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> str | None:
         """Async `get_session_signature`."""
-        found = await self.aget_session_signature_with_text(session_id, owner_id)
+        found = await self.aget_session_signature_with_text(
+            session_id, owner_id, model=model, scope=scope
+        )
         return found[0] if found else None
 
     async def aget_session_signature_with_text(
-        self, session_id: str, owner_id: str | None = None
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> tuple[str, str] | None:
         """Async `get_session_signature_with_text`."""
         entry = await self._read(id_key(SESSION, session_id, owner_id))
+        entry = self.cache.admit(SESSION, entry, model, scope)
         return (entry.signature, entry.text) if entry else None
 
     # -- writes: inline, they never wait for SQLite ---------------------------------------------
@@ -237,21 +287,59 @@ class AsyncLayeredSignatureCache:
         signature: str,
         model: str | None = None,
         owner_id: str | None = None,
+        *,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
         """Async `set`."""
-        return self.cache.set(thinking_text, signature, model, owner_id)
+        return self.cache.set(
+            thinking_text, signature, model, owner_id, scope=scope, conversation_id=conversation_id
+        )
 
     async def acache_tool_signature(
-        self, tool_id: str, signature: str, owner_id: str | None = None
+        self,
+        tool_id: str,
+        signature: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
-        """Async `cache_tool_signature`."""
-        return self.cache.cache_tool_signature(tool_id, signature, owner_id)
+        """Async `cache_tool_signature` (its alias check may read L2: in a worker thread)."""
+        return await self._in_thread(
+            partial(
+                self.cache.cache_tool_signature,
+                model=model,
+                scope=scope,
+                conversation_id=conversation_id,
+            ),
+            tool_id,
+            signature,
+            owner_id,
+        )
 
     async def acache_session_signature(
-        self, session_id: str, signature: str, thinking_text: str = "", owner_id: str | None = None
+        self,
+        session_id: str,
+        signature: str,
+        thinking_text: str = "",
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
         """Async `cache_session_signature`."""
-        return self.cache.cache_session_signature(session_id, signature, thinking_text, owner_id)
+        return self.cache.cache_session_signature(
+            session_id,
+            signature,
+            thinking_text,
+            owner_id,
+            model=model,
+            scope=scope,
+            conversation_id=conversation_id,
+        )
 
     # -- the rest: the sync method in a worker thread ------------------------------------------
 
@@ -271,32 +359,87 @@ class AsyncLayeredSignatureCache:
         return await self._in_thread(self.cache.cleanup_expired)
 
     async def aget_tool_signature_fuzzy(
-        self, tool_id: str, max_candidates: int = 5, owner_id: str | None = None
+        self,
+        tool_id: str,
+        max_candidates: int = 5,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> str | None:
         """Async `get_tool_signature_fuzzy`."""
         return await self._in_thread(
-            self.cache.get_tool_signature_fuzzy, tool_id, max_candidates, owner_id
+            partial(
+                self.cache.get_tool_signature_fuzzy,
+                model=model,
+                scope=scope,
+                conversation_id=conversation_id,
+            ),
+            tool_id,
+            max_candidates,
+            owner_id,
         )
 
-    async def aget_last_signature(self, owner_id: str | None = None) -> str | None:
+    async def aget_last_signature(
+        self,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
         """Async `get_last_signature`."""
-        return await self._in_thread(self.cache.get_last_signature, owner_id)
+        return await self._in_thread(
+            partial(
+                self.cache.get_last_signature,
+                model=model,
+                scope=scope,
+                conversation_id=conversation_id,
+            ),
+            owner_id,
+        )
 
     async def aget_last_signature_with_text(
-        self, owner_id: str | None = None
+        self,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> tuple[str, str] | None:
         """Async `get_last_signature_with_text`."""
-        return await self._in_thread(self.cache.get_last_signature_with_text, owner_id)
+        return await self._in_thread(
+            partial(
+                self.cache.get_last_signature_with_text,
+                model=model,
+                scope=scope,
+                conversation_id=conversation_id,
+            ),
+            owner_id,
+        )
 
     async def aget_recent_signature(
         self,
         time_window_seconds: float = 300,
         client_type: str | None = None,
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> str | None:
         """Async `get_recent_signature`."""
         return await self._in_thread(
-            self.cache.get_recent_signature, time_window_seconds, client_type, owner_id
+            partial(
+                self.cache.get_recent_signature,
+                model=model,
+                scope=scope,
+                conversation_id=conversation_id,
+            ),
+            time_window_seconds,
+            client_type,
+            owner_id,
         )
 
     async def aget_recent_signature_with_text(
@@ -304,10 +447,22 @@ class AsyncLayeredSignatureCache:
         time_window_seconds: float = 300,
         client_type: str | None = None,
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> tuple[str, str] | None:
         """Async `get_recent_signature_with_text`."""
         return await self._in_thread(
-            self.cache.get_recent_signature_with_text, time_window_seconds, client_type, owner_id
+            partial(
+                self.cache.get_recent_signature_with_text,
+                model=model,
+                scope=scope,
+                conversation_id=conversation_id,
+            ),
+            time_window_seconds,
+            client_type,
+            owner_id,
         )
 
     async def aflush(self, timeout: float | None = None) -> bool:

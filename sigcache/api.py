@@ -212,14 +212,25 @@ def _add_data_plane(router: APIRouter, facade_provider: FacadeProvider, kw: dict
         """Cache a signature for a thinking text (`cached` is false for an invalid signature)."""
         facade = facade_provider()
         cached = facade.cache_signature(
-            body.thinking_text, body.signature, body.model, body.owner_id
+            body.thinking_text,
+            body.signature,
+            body.model,
+            body.owner_id,
+            scope=body.scope,
+            conversation_id=body.conversation_id,
         )
         return _ok({"cached": cached})
 
     @router.post("/cache/signature/lookup", response_model=Envelope[LookupResult], **kw)
     def lookup(body: LookupRequest) -> dict[str, Any]:
         """The signature cached for a thinking text, read as the current phase reads."""
-        found = facade_provider().get_cached_signature(body.thinking_text, body.owner_id)
+        found = facade_provider().get_cached_signature(
+            body.thinking_text,
+            body.owner_id,
+            model=body.model,
+            scope=body.scope,
+            conversation_id=body.conversation_id,
+        )
         return _ok({"hit": found is not None, "signature": found})
 
 

@@ -135,15 +135,21 @@ class SignatureWrite(BaseModel):
     signature: str = Field(min_length=1, max_length=MAX_SIGNATURE_LENGTH)
     model: str | None = Field(None, max_length=MAX_ID_LENGTH)
     owner_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    # Provenance (issue 13): the provider/credential scope and the conversation it belongs to.
+    scope: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    conversation_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
 
 
 class LookupRequest(BaseModel):
-    """A thinking text whose signature is wanted."""
+    """A thinking text whose signature is wanted (for a model family and scope, if given)."""
 
     model_config = ConfigDict(extra="forbid")
 
     thinking_text: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
     owner_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    model: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    scope: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    conversation_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
 
 
 class WriteResult(BaseModel):

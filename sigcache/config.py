@@ -53,14 +53,18 @@ class LayeredConfig:
 
     l1: L1Settings = field(default_factory=L1Settings)
     l2: L2Settings = field(default_factory=L2Settings)
-    # Refuse (and count) signatures that are not base64 after normalising base64url and
-    # padding: a value cut short by an aborted stream. Off by default for now: the shared
-    # contract fixtures (tests/contract.py SIG_C, 89 characters) are not base64.
-    reject_truncated: bool = False
-    # Refuse a write whose signature is a strict prefix of the value held for the key (an aborted
-    # stream re-sent). Off by default: legacy keeps the last write, so a replay would show every
-    # such refusal as a value_mismatch against it (issue 13 has the classification to add first).
-    reject_prefix_overwrite: bool = False
+    # Refuse (and count, `rejected_truncated`) signatures that are not base64 after normalising
+    # base64url and padding: a value cut short by an aborted stream (issue 13).
+    reject_truncated: bool = True
+    # Refuse (and count, `rejected_prefix`) a write whose signature is a strict prefix of the
+    # value held for the key: an aborted stream re-sent must not replace the whole value (issue
+    # 13). Legacy keeps the last write; the replay reports that as `legacy_truncated`.
+    reject_prefix_overwrite: bool = True
+    # Last/recent look-ups answer only from the caller's conversation, and nothing when the
+    # caller names none (issue 13: never a stranger's signature). False: with no conversation
+    # given they answer from any conversation of the caller's owner (the owner-strict look-up
+    # before issue 13), for deployments that keep one conversation per owner.
+    strict_conversation_fallbacks: bool = True
 
     def __post_init__(self) -> None:
         _positive("l1.max_entries", self.l1.max_entries)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# Moved to `sigcache.provenance` (issue 13); importable from here as before.
+from sigcache.provenance import extract_base_tool_id, model_family
 
 __all__ = [
     "CLIENT_TTL_CONFIG",
@@ -32,10 +34,6 @@ CLIENT_TTL_CONFIG: Mapping[str, int] = {
     "default": 3600,
 }
 
-_TRAILING_DIGITS = re.compile(r"_\d+$")
-_TRAILING_RETRY = re.compile(r"_retry\d*$", re.IGNORECASE)
-_TRAILING_COPY = re.compile(r"_copy\d*$", re.IGNORECASE)
-
 
 def get_ttl_for_client(client_type: str | None) -> int:
     """Seconds for a client type; empty, None or unknown types give the default (3600)."""
@@ -49,30 +47,6 @@ def recent_window(time_window_seconds: float, client_type: str | None) -> float:
     if client_type:
         return get_ttl_for_client(client_type) // 2
     return time_window_seconds
-
-
-def model_family(model: object) -> str | None:
-    """ "claude", "gemini" or "other" for a model name; None when no model is given."""
-    if not model or not isinstance(model, str):
-        return None
-    name = model.lower()
-    if "claude" in name:
-        return "claude"
-    if "gemini" in name:
-        return "gemini"
-    return "other"
-
-
-def extract_base_tool_id(tool_id: str) -> str:
-    """Strip `_<digits>`, `_retry<n>`, `_copy<n>` suffixes and `call_`, `req_` prefixes."""
-    if not tool_id or not isinstance(tool_id, str):
-        return ""
-    base = _TRAILING_DIGITS.sub("", tool_id)
-    base = _TRAILING_RETRY.sub("", base)
-    base = _TRAILING_COPY.sub("", base)
-    base = base.removeprefix("call_")
-    base = base.removeprefix("req_")
-    return base or tool_id
 
 
 def _message_text(content: Any) -> str:

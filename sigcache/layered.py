@@ -11,6 +11,12 @@ Keys: legacy normalisation, then the whole normalised text (no 500-character pre
 owner as namespace. Strict isolation: an entry written by owner A answers only owner A; an
 entry written with no owner answers only callers with no owner.
 
+Provenance (issue 13, `sigcache.provenance`): every entry records its model, optional scope and
+conversation; every read takes the keyword-only `model`, `scope` and `conversation_id`, and an
+entry of another model family or scope is a miss (`provenance_misses_*`). Tool ids are found by
+their rewritten forms too. Placeholders, invalid, truncated signatures and strict prefixes of a
+held value are refused and counted (`rejected_*`).
+
 L2 is `SQLiteStore` by default; any `storage.QueryStorage` plugs in through `store=`.
 """
 
@@ -20,11 +26,9 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from sigcache.errors import StorageError
-from sigcache.keys import is_valid_signature
-from sigcache.layered_keys import PLACEHOLDERS, id_key, is_truncated, l2_key, main_key, window_start
+from sigcache.layered_keys import id_key, l2_key, main_key, window_start
 from sigcache.lookups import OrderedLookups
-from sigcache.memory import L1Key
-from sigcache.storage import MAIN, SESSION, TOOL, Entry
+from sigcache.storage import ALIAS, MAIN, SESSION, TOOL, Entry
 from sigcache.tiers import log
 
 # main_key, id_key, l2_key and window_start stay importable from here (benchmarks, aio).
@@ -47,6 +51,7 @@ class LayeredSignatureCache(OrderedLookups):
         model: str | None = None,
         owner_id: str | None = None,
         *,
+        scope: str | None = None,
         conversation_id: str | None = None,
         expires_at: float | None = None,
         written_at: float | None = None,
@@ -54,27 +59,54 @@ class LayeredSignatureCache(OrderedLookups):
     ) -> bool:
         """Cache a signature for a thinking text; False for empty or invalid input.
 
-        `expires_at` (epoch seconds, cache clock) can only shorten the entry's life and must
-        lie ahead; `written_at` is the write time for last/recent look-ups (default now);
-        `validated=True` skips the signature pattern check (the caller already ran it).
+        `model`, `scope` and `conversation_id` are its provenance. `expires_at` (epoch seconds,
+        cache clock) can only shorten the entry's life and must lie ahead; `written_at` is the
+        write time for last/recent look-ups (default now); `validated=True` skips the signature
+        pattern check (the caller already ran it).
         """
         key = main_key(thinking_text, owner_id)
-        if key is None or not self._acceptable(key, signature, validated):
+        if key is None:
+            return self._refuse_key(owner_id, "empty_text")
+        if not self._acceptable(key, signature, validated):
             return False
         return self._write(
-            key, signature, thinking_text, model, conversation_id, expires_at, written_at
+            key, signature, thinking_text, model, conversation_id, expires_at, written_at, scope
         )
 
-    def get(self, thinking_text: str, owner_id: str | None = None) -> str | None:
-        """The signature for a thinking text under this owner, or None."""
+    def get(
+        self,
+        thinking_text: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """The signature for a thinking text under this owner (and model family, scope), or None.
+
+        `conversation_id` never filters a keyed read (forks resend the same text).
+        """
         key = main_key(thinking_text, owner_id)
         if key is None:
             self._local.tier = None
             return None
         entry = self._read(key)
+        if entry is None:
+            return None
+        if model is None and scope is None:  # the common, provenance-free read
+            return entry.signature
+        entry = self.admit(MAIN, entry, model, scope)
         return None if entry is None else entry.signature
 
-    def get_many(self, texts: Iterable[object], owner_id: str | None = None) -> list[str | None]:
+    def get_many(
+        self,
+        texts: Iterable[object],
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> list[str | None]:
         """Signatures for many texts (aligned with `texts`); L2 misses of L1 in one query."""
         keys = [main_key(text, owner_id) for text in texts]
         found: list[Entry | None] = [None] * len(keys)
@@ -92,6 +124,8 @@ class LayeredSignatureCache(OrderedLookups):
             for digest, indexes in wanted.items():
                 for index in indexes:
                     found[index] = self.after_l2(keys[index], rows.get(digest), error)  # type: ignore[arg-type]
+        if model is not None or scope is not None:
+            found = [self.admit(MAIN, entry, model, scope) for entry in found]
         return [None if entry is None else entry.signature for entry in found]
 
     def _get_many_l2(
@@ -191,15 +225,26 @@ class LayeredSignatureCache(OrderedLookups):
         signature: str,
         owner_id: str | None = None,
         *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
         expires_at: float | None = None,
         written_at: float | None = None,
         validated: bool = False,
     ) -> bool:
-        """Cache a signature for a tool-call id (keywords as for `set`)."""
+        """Cache a signature for a tool-call id, found later by its rewritten forms too
+        (keywords as for `set`)."""
         key = id_key(TOOL, tool_id, owner_id)
-        if key is None or not self._acceptable(key, signature, validated):
+        if key is None:
+            return self._refuse_key(owner_id, "empty_id")
+        if not self._acceptable(key, signature, validated):
             return False
-        return self._write(key, signature, "", None, None, expires_at, written_at)
+        written = self._write(
+            key, signature, "", model, conversation_id, expires_at, written_at, scope
+        )
+        if written:
+            self._write_aliases(key, expires_at, written_at)
+        return written
 
     def cache_session_signature(
         self,
@@ -208,76 +253,74 @@ class LayeredSignatureCache(OrderedLookups):
         thinking_text: str = "",
         owner_id: str | None = None,
         *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
         expires_at: float | None = None,
         written_at: float | None = None,
         validated: bool = False,
     ) -> bool:
         """Cache a signature (and optionally its thinking text) for a session id."""
         key = id_key(SESSION, session_id, owner_id)
-        if key is None or not self._acceptable(key, signature, validated):
-            return False
+        if key is None:
+            return self._refuse_key(owner_id, "empty_id")
         if not isinstance(thinking_text, str | None):
             return False
-        text = thinking_text or ""
-        return self._write(key, signature, text, None, None, expires_at, written_at)
-
-    def _acceptable(self, key: L1Key, signature: object, validated: object) -> bool:
-        """Whether a write may go ahead; a refused signature is counted by reason."""
-        if self._closed or not isinstance(signature, str) or not signature:
+        if not self._acceptable(key, signature, validated):
             return False
-        reason = None
-        if signature in PLACEHOLDERS:
-            reason = "placeholder"
-        elif validated is not True and not is_valid_signature(signature):
-            reason = "invalid"
-        elif self._config.reject_truncated and is_truncated(signature):
-            reason = "truncated"
-        elif self._config.reject_prefix_overwrite and self._shortens(key, signature):
-            reason = "prefix"
-        if reason is not None:
-            self._stats.rejected(reason)
-        return reason is None
+        text = thinking_text or ""
+        return self._write(
+            key, signature, text, model, conversation_id, expires_at, written_at, scope
+        )
 
-    def _shortens(self, key: L1Key, signature: str) -> bool:
-        """Whether `signature` is a strict prefix of the value held for the key (L1, queue).
-
-        An aborted stream re-sent later must not replace the whole value (L1 and the write
-        queue; a value only L2 still holds is overwritten).
-        """
-        held = self._l1.peek(key)
-        if held is None:
-            held = self._writer.lookup(*key)[1]
-        stored = None if held is None else held.signature
-        return stored is not None and len(signature) < len(stored) and stored.startswith(signature)
-
-    def get_session_signature(self, session_id: str, owner_id: str | None = None) -> str | None:
-        """The signature for a session id under this owner, or None."""
-        found = self.get_session_signature_with_text(session_id, owner_id)
+    def get_session_signature(
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """The signature for a session id under this owner (and model family, scope), or None."""
+        found = self.get_session_signature_with_text(session_id, owner_id, model=model, scope=scope)
         return found[0] if found else None
 
     def get_session_signature_with_text(
-        self, session_id: str, owner_id: str | None = None
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> tuple[str, str] | None:
         """(signature, thinking text) for a session id under this owner, or None."""
         key = id_key(SESSION, session_id, owner_id)
-        entry = self._read(key) if key else None
+        if key is None:
+            self._local.tier = None
+            return None
+        entry = self.admit(SESSION, self._read(key), model, scope)
         return (entry.signature, entry.text) if entry else None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def entries(self) -> Iterator[Entry]:
-        """Every live entry (L2 after a flush, oldest write first; L1's if L2 is failing)."""
+        """Every live main, tool and session entry (L2 after a flush, oldest write first; L1's
+        if L2 is failing)."""
         self.flush(self._timeout)
         now, yielded = self._clock(), False
         try:
             for entry in self._l2.scan(now):
                 yielded = True
-                yield entry
+                if entry.store != ALIAS:  # the cache's own index of tool ids, not an entry
+                    yield entry
         except StorageError as exc:
             self._l2_failed(exc)
             if not yielded:
                 for key, entry in self._l1.live():
-                    yield entry if entry.key else entry._replace(key=l2_key(key))
+                    if entry.store != ALIAS:
+                        yield entry if entry.key else entry._replace(key=l2_key(key))
 
     def close(self) -> None:
         """Commit queued writes (up to `l2.close_timeout_s`) and close every connection."""

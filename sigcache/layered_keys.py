@@ -7,12 +7,12 @@ computed only where L2 is asked (an L1 and overlay miss) and by the writer threa
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from sigcache.fingerprints import recent_window
 from sigcache.keys import normalize_thinking_text, text_digest
 from sigcache.memory import L1Key
+
+# The write checks live in `sigcache.provenance` (issue 13); importable from here as before.
+from sigcache.provenance import PLACEHOLDERS, REJECTION_REASONS, is_truncated
 from sigcache.storage import MAIN
 
 __all__ = [
@@ -26,40 +26,6 @@ __all__ = [
     "owner_namespace",
     "window_start",
 ]
-
-# Why the new cache refuses a write (counted as `rejected_<reason>` and `rejected_writes`):
-# a known placeholder, not the signature alphabet/length, cut short (an aborted stream), or a
-# strict prefix of the value already held for the key.
-REJECTION_REASONS = ("placeholder", "invalid", "truncated", "prefix")
-
-
-def _placeholders() -> frozenset[str]:
-    names = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
-    found = set(names)
-    for name in names:
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            encoded = encode(name.encode()).decode()
-            found |= {encoded, encoded.rstrip("=")}
-    return frozenset(found)
-
-
-PLACEHOLDERS = _placeholders()  # what clients send to skip validation: never a signature
-_TO_STANDARD = str.maketrans("-_", "+/")  # base64url to standard base64
-
-
-def is_truncated(signature: str) -> bool:
-    """True unless `signature` decodes as base64 (url-safe or standard, padding optional).
-
-    A stream cut mid-value leaves a length no encoding produces (1 mod 4) or bad padding.
-    """
-    body = signature.rstrip("=").translate(_TO_STANDARD)
-    if len(body) % 4 == 1:
-        return True
-    try:
-        base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
-        return True
-    return False
 
 
 def owner_namespace(owner_id: object) -> str | None:

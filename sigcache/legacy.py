@@ -133,8 +133,15 @@ class SignatureCache:
         signature: str,
         model: str | None = None,
         owner_id: str | None = None,
+        *,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
-        """Cache a signature for a thinking text; False for empty or invalid input."""
+        """Cache a signature for a thinking text; False for empty or invalid input.
+
+        `scope` and `conversation_id` are accepted and ignored (the legacy cache has no
+        provenance beyond the model it stores; issue 13).
+        """
         text = _text(thinking_text)
         if text is None or not _text(signature) or not _owner_ok(owner_id):
             return False
@@ -163,8 +170,20 @@ class SignatureCache:
                 self._stats.evictions += 1
         return True
 
-    def get(self, thinking_text: str, owner_id: str | None = None) -> str | None:
-        """The signature cached for a thinking text, or None (miss, expired, owner, collision)."""
+    def get(
+        self,
+        thinking_text: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """The signature cached for a thinking text, or None (miss, expired, owner, collision).
+
+        The provenance keywords are accepted and ignored: a legacy read matches any model
+        family, scope and conversation, as the replaced system did (issue 13).
+        """
         key = self._key(thinking_text)
         if not key or not _owner_ok(owner_id):
             return None
@@ -223,8 +242,17 @@ class SignatureCache:
         Read repair asks this before copying a legacy answer into the owner-strict new cache:
         legacy matches owners permissively, so its answer may be another owner's entry.
         """
+        found, owner, _ = self.peek_provenance(store, key)
+        return found, owner
+
+    def peek_provenance(self, store: str, key: object) -> tuple[bool, str | None, str | None]:
+        """(found, stored owner, stored model) of the live entry a read of `key` would find.
+
+        No side effects. Read repair copies a legacy answer into the new cache with the model
+        legacy stored, and never across model families (issue 13).
+        """
         if _text(key) is None:
-            return False, None
+            return False, None, None
         assert isinstance(key, str)
         with self._lock:
             now = self._clock()
@@ -238,8 +266,8 @@ class SignatureCache:
                 stores = {"tool": self._tool_signatures, "session": self._session_signatures}
                 entry = stores[store].get(key) if store in stores else None
             if entry is None or self._expired(entry, now):
-                return False, None
-            return True, entry.owner_id
+                return False, None, None
+            return True, entry.owner_id, entry.model
 
     # -- stats ------------------------------------------------------------------------------
 
@@ -342,9 +370,16 @@ class SignatureCache:
         )
 
     def cache_tool_signature(
-        self, tool_id: str, signature: str, owner_id: str | None = None
+        self,
+        tool_id: str,
+        signature: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
-        """Cache a signature for a tool-call id."""
+        """Cache a signature for a tool-call id (provenance keywords ignored)."""
         if _text(tool_id) is None or not is_valid_signature(signature) or not _owner_ok(owner_id):
             return False
         with self._lock:
@@ -376,13 +411,28 @@ class SignatureCache:
                 self._layer_stats[f"{counter}_{'hits' if entry else 'misses'}"] += 1
         return entry
 
-    def get_tool_signature(self, tool_id: str, owner_id: str | None = None) -> str | None:
-        """The signature cached for a tool-call id, or None."""
+    def get_tool_signature(
+        self,
+        tool_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """The signature cached for a tool-call id, or None (provenance keywords ignored)."""
         entry = self._lookup(self._tool_signatures, tool_id, owner_id, "tool_cache")
         return entry.signature if entry else None
 
     def get_tool_signature_fuzzy(
-        self, tool_id: str, max_candidates: int = 5, owner_id: str | None = None
+        self,
+        tool_id: str,
+        max_candidates: int = 5,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> str | None:
         """Exact id, then its base id, then ids starting with or containing it, newest first."""
         exact = self.get_tool_signature(tool_id, owner_id)
@@ -422,6 +472,10 @@ class SignatureCache:
         signature: str,
         thinking_text: str = "",
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> bool:
         """Cache a signature (and optionally its thinking text) for a session id."""
         if _text(session_id) is None or not is_valid_signature(signature):
@@ -435,13 +489,27 @@ class SignatureCache:
         log.debug("[SIGNATURE_CACHE] session write: session=%s", short_hash(session_id))
         return True
 
-    def get_session_signature(self, session_id: str, owner_id: str | None = None) -> str | None:
-        """The signature cached for a session id, or None."""
+    def get_session_signature(
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """The signature cached for a session id, or None (provenance keywords ignored)."""
         entry = self._lookup(self._session_signatures, session_id, owner_id, "session_cache")
         return entry.signature if entry else None
 
     def get_session_signature_with_text(
-        self, session_id: str, owner_id: str | None = None
+        self,
+        session_id: str,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> tuple[str, str] | None:
         """(signature, thinking_text) for a session id, counting nothing (as the origin)."""
         entry = self._lookup(self._session_signatures, session_id, owner_id, None)
@@ -454,12 +522,30 @@ class SignatureCache:
             if not self._expired(entry, now):
                 yield entry
 
-    def get_last_signature(self, owner_id: str | None = None) -> str | None:
-        """The most recently written or read live main entry's signature; no owner filter."""
+    def get_last_signature(
+        self,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """The most recently written or read live main entry's signature; no owner filter.
+
+        No conversation or family filter either: the replaced system's fallback that hands a
+        stranger's signature over (issue 13); the replay reports it as `isolation`.
+        """
         found = self.get_last_signature_with_text(owner_id)
         return found[0] if found else None
 
-    def get_last_signature_with_text(self, owner_id: str | None = None) -> tuple[str, str] | None:
+    def get_last_signature_with_text(
+        self,
+        owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
+    ) -> tuple[str, str] | None:
         """(signature, full thinking text) of the MRU live main entry; no owner filter."""
         with self._lock:
             entry = next(self._live_main_newest_first(self._clock()), None)
@@ -470,6 +556,10 @@ class SignatureCache:
         time_window_seconds: float = 300,
         client_type: str | None = None,
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> str | None:
         """A signature written within the window: tool store, session store, then main store."""
         window = _window(time_window_seconds, client_type)
@@ -491,6 +581,10 @@ class SignatureCache:
         time_window_seconds: float = 300,
         client_type: str | None = None,
         owner_id: str | None = None,
+        *,
+        model: str | None = None,
+        scope: str | None = None,
+        conversation_id: str | None = None,
     ) -> tuple[str, str] | None:
         """(signature, text) written within the window: main store, then session store."""
         window = _window(time_window_seconds, client_type)

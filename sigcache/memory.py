@@ -168,9 +168,17 @@ class MemoryTier:
         return len(expired)
 
     def latest(
-        self, store: str, owner: str, since: float = -math.inf, with_text: bool = False
+        self,
+        store: str,
+        owner: str,
+        since: float = -math.inf,
+        with_text: bool = False,
+        conversation: str | None = None,
     ) -> Entry | None:
-        """Newest live entry written after `since`: main in touch order, others by write time."""
+        """Newest live entry written after `since`: main in touch order, others by write time.
+
+        With `conversation`, only entries of that conversation are considered.
+        """
         now = self._clock()
         with self._lock:
             order = self._order.get((store, owner))
@@ -178,13 +186,13 @@ class MemoryTier:
                 return None
             if store == MAIN:  # legacy: scan from the most recently touched end
                 for slot in reversed(order.values()):
-                    if _eligible(slot, now, since, with_text):
+                    if _eligible(slot, now, since, with_text, conversation):
                         return slot[0]
                 return None
             # Promotions append out of write order, so take the max rather than the last.
             best = None
             for slot in order.values():
-                if _eligible(slot, now, since, with_text) and (
+                if _eligible(slot, now, since, with_text, conversation) and (
                     best is None or slot[0].written_at >= best.written_at
                 ):
                     best = slot[0]
@@ -241,6 +249,13 @@ class MemoryTier:
             self.counts = dict.fromkeys(self.counts, 0)
 
 
-def _eligible(slot: Slot, now: float, since: float, with_text: bool) -> bool:
+def _eligible(
+    slot: Slot, now: float, since: float, with_text: bool, conversation: str | None = None
+) -> bool:
     entry = slot[0]
-    return now <= slot[1] and entry.written_at > since and (not with_text or bool(entry.text))
+    return (
+        now <= slot[1]
+        and entry.written_at > since
+        and (not with_text or bool(entry.text))
+        and (conversation is None or entry.conversation_id == conversation)
+    )

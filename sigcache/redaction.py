@@ -9,8 +9,10 @@ per recording; keep it secret: with it, a guess at a text can be checked). What 
 * signatures: equality, length, the positions of every character outside `[A-Za-z0-9]`, hence
   validity (a valid signature stays valid, a short or badly-charactered one stays invalid the
   same way; the placeholder is public and kept);
-* ids (tool, session, owner): equality, length, separators, well-known tokens (`call`, `toolu`,
-  `_retry2`, ...) and digit runs, and shared prefixes at token boundaries.
+* ids (tool, session, owner, conversation, scope): equality, length, separators, well-known
+  tokens (`call`, `toolu`, `_retry2`, ...) and digit runs, and shared prefixes at token
+  boundaries;
+* model names are kept as they are: the model family (issue 13) must survive.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ class Redactor:
                 out[name] = self.text(value)
             elif name == "signature":
                 out[name] = self.signature(value)
-            elif name in ("tool_id", "session_id", "owner_id"):
+            elif name in ("tool_id", "session_id", "owner_id", "conversation_id", "scope"):
                 out[name] = self.ident(value)
         return out
 

@@ -8,8 +8,9 @@ Keys (bytes), every part percent-encoded so none holds a ':' or a glob character
 
 The owner ("" = no owner) and the key (a SHA-256 hex digest for main entries, the id itself for
 tool and session entries) are separate parts, so owners can never match each other. Values are
-the nine `Entry` fields as a JSON array: orjson when it can, the stdlib (which escapes lone
-surrogates) when a text holds one; the first byte says which.
+the `Entry` fields as a JSON array (the tenth, `scope`, only when set, so a value without a scope
+reads the same in every version): orjson when it can, the stdlib (which escapes lone surrogates)
+when a text holds one; the first byte says which.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ class KeyLayout:
 
 
 def encode_entry(entry: Entry) -> bytes:
-    """An entry as a Redis value."""
-    fields = list(entry)
+    """An entry as a Redis value (nine fields without a scope, so older readers read it too)."""
+    fields = list(entry) if entry.scope is not None else list(entry[:9])
     try:
         return _ORJSON + orjson.dumps(fields)
     except orjson.JSONEncodeError:  # a lone surrogate: orjson refuses, the stdlib escapes it
@@ -107,6 +108,7 @@ def decode_entry(raw: bytes) -> Entry:
         fields = json.loads(bytes(body))
     else:
         raise ValueError("not a sigcache entry")
-    if not isinstance(fields, list) or len(fields) != 9:
+    # Nine fields: written before issue 13 or without a scope (scope None); ten: with one.
+    if not isinstance(fields, list) or len(fields) not in (9, 10):
         raise ValueError("not a sigcache entry")
     return Entry(*fields)

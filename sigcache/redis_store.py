@@ -317,9 +317,19 @@ class RedisStore:
     # -- ordered look-ups ---------------------------------------------------------------------
 
     def latest(
-        self, store: str, owner: str, since: float, now: float, with_text: bool = False
+        self,
+        store: str,
+        owner: str,
+        since: float,
+        now: float,
+        with_text: bool = False,
+        conversation: str | None = None,
     ) -> Entry | None:
-        """The newest live entry written after `since` (pages of the owner's recent set)."""
+        """The newest live entry written after `since` (pages of the owner's recent set).
+
+        A conversation filters the pages (issue 13): there is no per-conversation set, so a
+        conversation with no entry in the window reads the owner's whole window.
+        """
         rkey, page = self._keys.recent(store, owner), self.settings.page_size
         start = 0
         while True:
@@ -327,7 +337,11 @@ class RedisStore:
                 "read", "ZREVRANGEBYSCORE", rkey, "+inf", f"({since!r}", "LIMIT", start, page
             )
             for entry in self._entries(store, owner, members, now):
-                if entry.written_at > since and (entry.text or not with_text):
+                if (
+                    entry.written_at > since
+                    and (entry.text or not with_text)
+                    and (conversation is None or entry.conversation_id == conversation)
+                ):
                     return entry
             if len(members) < page:
                 return None

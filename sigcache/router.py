@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from sigcache.interface import SignatureCacheProtocol
 from sigcache.keys import is_valid_signature, normalize_thinking_text
 from sigcache.migration_stats import CacheSide, MigrationStats, ReadOutcome
 from sigcache.phases import MigrationFeatureFlags, PhaseFlags
+from sigcache.provenance import model_family
 from sigcache.routing import (
     ABSENT,
     LEGACY_HIT,
@@ -29,11 +31,27 @@ from sigcache.routing import (
     route_for,
 )
 
-__all__ = ["NewCacheProvider", "PhaseRouter", "Sampler"]
+__all__ = ["NO_KWARGS", "NewCacheProvider", "PhaseRouter", "Sampler", "provenance_kwargs"]
 
 Cache = SignatureCacheProtocol
 # new_cache(build) -> the new cache, built first when `build`; None while unavailable or unbuilt.
 NewCacheProvider = Callable[[bool], Cache | None]
+
+
+Kwargs = Mapping[str, Any]
+NO_KWARGS: Kwargs = MappingProxyType({})
+
+
+def provenance_kwargs(model: object, scope: object, conversation_id: object) -> Kwargs:
+    """The provenance keywords a caller gave (issue 13), for the new cache; none: `NO_KWARGS`.
+
+    Only given ones are passed on, so a new cache built before issue 13 (a candidate) still
+    serves every call that names no provenance.
+    """
+    if model is None and scope is None and conversation_id is None:
+        return NO_KWARGS
+    given = {"model": model, "scope": scope, "conversation_id": conversation_id}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 # The store each repairable read looks in, for the legacy owner check.
@@ -52,7 +70,13 @@ class Sampler(Protocol):
     draw: Callable[[], float]  # a read is sampled when draw() < rate
 
     def submit(
-        self, op: str, args: tuple[Any, ...], primary: CacheSide, value: Any, other: Any
+        self,
+        op: str,
+        args: tuple[Any, ...],
+        primary: CacheSide,
+        value: Any,
+        other: Any,
+        kwargs: Kwargs = NO_KWARGS,
     ) -> None:
         """Queue one read: the primary's answer and the other's (ABSENT: not consulted)."""
 
@@ -117,12 +141,19 @@ class PhaseRouter:
     def _cache(self, side: CacheSide, build: bool = True) -> Cache | None:
         return self.legacy if side is CacheSide.LEGACY else self._new(build)
 
-    def _attempt(self, side: CacheSide, op: str, args: tuple[Any, ...]) -> tuple[Any, bool]:
-        """(result, raised) of `op(*args)` on one cache; an unavailable cache counts as raised."""
+    def _attempt(
+        self, side: CacheSide, op: str, args: tuple[Any, ...], kwargs: Kwargs = NO_KWARGS
+    ) -> tuple[Any, bool]:
+        """(result, raised) of `op(*args)` on one cache; an unavailable cache counts as raised.
+
+        The provenance `kwargs` go to the new cache only: legacy ignores them anyway.
+        """
         cache = self._cache(side)
         if cache is None:
             return None, True
         try:
+            if kwargs and side is CacheSide.NEW:
+                return getattr(cache, op)(*args, **kwargs), False
             return getattr(cache, op)(*args), False
         except Exception as exc:  # the caller never sees a cache's exception
             self._shadow_log.failure(side, op, type(exc).__name__)
@@ -130,14 +161,16 @@ class PhaseRouter:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _write(self, op: str, args: tuple[Any, ...], signature: object) -> bool:
+    def _write(
+        self, op: str, args: tuple[Any, ...], signature: object, kwargs: Kwargs = NO_KWARGS
+    ) -> bool:
         """Write to the route's caches; validation is left to the authoritative cache."""
         targets = self._route.write.targets
         if not targets:
             self._diag(NO_DIAG)
             return False
         first = targets[0]
-        value, _ = self._attempt(first, op, args)
+        value, _ = self._attempt(first, op, args, kwargs)
         result = value is True
         if not result and not _valid(op, args, signature):
             return self._reject()  # the cache refused bad input: nothing was attempted, really
@@ -147,7 +180,7 @@ class PhaseRouter:
             if not result:
                 skipped = True  # not attempted: never a failure
                 continue
-            ok = self._secondary(side, op, args) is True
+            ok = self._secondary(side, op, args, kwargs) is True
             attempted[side] = ok
             if not ok:
                 shadow = True
@@ -157,17 +190,19 @@ class PhaseRouter:
             self._local.diag = CallDiagnostics(first.value if result else None, shadow_error=shadow)
         return result
 
-    def _secondary(self, side: CacheSide, op: str, args: tuple[Any, ...]) -> Any:
+    def _secondary(
+        self, side: CacheSide, op: str, args: tuple[Any, ...], kwargs: Kwargs = NO_KWARGS
+    ) -> Any:
         """The second write, telling a new cache that can skip validation that it may."""
         if side is CacheSide.NEW and self._skips_validation():
             cache = self._new(True)
             if cache is not None:
                 try:
-                    return getattr(cache, op)(*args, validated=True)
+                    return getattr(cache, op)(*args, validated=True, **kwargs)
                 except Exception as exc:  # a shadow failure is counted, never raised
                     self._shadow_log.failure(side, op, type(exc).__name__)
                     return None
-        return self._attempt(side, op, args)[0]
+        return self._attempt(side, op, args, kwargs)[0]
 
     def _skips_validation(self) -> bool:
         """True when the new cache's writes take `validated=True` (checked once per cache)."""
@@ -196,15 +231,21 @@ class PhaseRouter:
         tier = read_tier() if callable(read_tier) else None
         return tier if isinstance(tier, str) else "new"
 
-    def _read(self, op: str, args: tuple[Any, ...], owner_id: object = None) -> Any:
+    def _read(
+        self,
+        op: str,
+        args: tuple[Any, ...],
+        owner_id: object = None,
+        kwargs: Kwargs = NO_KWARGS,
+    ) -> Any:
         route = self._route
         primary, fallback = route.read.primary, route.read.fallback
         if primary is None:
             self._diag(NO_DIAG)
             return None
-        value, raised = self._attempt(primary, op, args)
+        value, raised = self._attempt(primary, op, args, kwargs)
         if value is None and fallback is not None:
-            return self._read_fallback(primary, fallback, op, args, owner_id, int(raised))
+            return self._read_fallback(primary, fallback, op, args, owner_id, int(raised), kwargs)
         self.stats.record_primary(primary, value is not None, int(raised))
         if self.diagnose:
             if value is None:
@@ -215,7 +256,7 @@ class PhaseRouter:
                 self._local.diag = CallDiagnostics(primary.value, self._tier(primary))
         sampler = self.sampler
         if sampler is not None and route.both_read and sampler.draw() < sampler.rate:
-            sampler.submit(op, args, primary, value, ABSENT)
+            sampler.submit(op, args, primary, value, ABSENT, kwargs)
         return value
 
     def _read_fallback(
@@ -226,9 +267,15 @@ class PhaseRouter:
         args: tuple[Any, ...],
         owner_id: object,
         errors: int,
+        kwargs: Kwargs = NO_KWARGS,
     ) -> Any:
-        """After a primary miss: ask the fallback, repair the primary, count the read once."""
-        value, fallback_raised = self._attempt(fallback, op, args)
+        """After a primary miss: ask the fallback, repair the primary, count the read once.
+
+        In NEW_PREFERRED a provenance refusal of the new cache is a miss like any other, so
+        legacy answers it as the phase table says (legacy matches any family and conversation);
+        read repair never copies such an answer into the new cache (`_legacy_source`).
+        """
+        value, fallback_raised = self._attempt(fallback, op, args, kwargs)
         errors += fallback_raised
         hit = value is not None
         # The tier before the repair: repairing may read the answering cache again (L1 then).
@@ -236,12 +283,18 @@ class PhaseRouter:
         repaired = repair_failed = skipped = False
         repair = REPAIRS.get(op)
         if hit and repair is not None and self.read_repair:
-            if primary is CacheSide.NEW and not self._legacy_owner_is(op, args, owner_id):
-                # Legacy matches owners permissively: its answer may be another owner's entry,
-                # and copied under the caller's owner the strict cache would leak it.
+            source = (
+                self._legacy_source(op, args, owner_id, kwargs)
+                if primary is CacheSide.NEW
+                else (True, None)
+            )
+            if not source[0]:
+                # Legacy matches owners and model families permissively: its answer may be
+                # another owner's or family's entry, which the strict cache must never hold
+                # under the caller's key.
                 skipped = True
             else:
-                repaired = self._repair(primary, fallback, op, repair, args, value)
+                repaired = self._repair(primary, fallback, op, repair, args, value, source[1])
                 repair_failed = not repaired
         outcome = ReadOutcome(
             primary, False, fallback, hit, repaired, repair_failed, skipped, errors
@@ -257,32 +310,49 @@ class PhaseRouter:
             )
         sampler = self.sampler
         if sampler is not None and not errors and sampler.draw() < sampler.rate:
-            sampler.submit(op, args, primary, None, value)
+            sampler.submit(op, args, primary, None, value, kwargs)
         return value
 
-    def _legacy_owner_is(self, op: str, args: tuple[Any, ...], owner_id: object) -> bool:
-        """True when legacy's entry for this read was written by exactly the caller's owner."""
-        peek = getattr(self.legacy, "peek_owner", None)
+    def _legacy_source(
+        self, op: str, args: tuple[Any, ...], owner_id: object, kwargs: Kwargs
+    ) -> tuple[bool, str | None]:
+        """(repairable, model) of legacy's entry for this read.
+
+        Repairable when it was written by exactly the caller's owner and, if the caller named a
+        model, not under another model family; the model is what legacy stored, so the copy in
+        the new cache keeps its provenance (issue 13).
+        """
         store = _PEEK_STORES.get(op)
-        if not callable(peek) or store is None:
-            return bool(owner_id)  # unknown cache: only owned callers, as before
-        found, stored = peek(store, args[0])
-        return bool(found) and (stored or None) == (owner_id or None)
+        peek = getattr(self.legacy, "peek_provenance", None)
+        if callable(peek) and store is not None:
+            found, stored, model = peek(store, args[0])
+        else:
+            peek_owner = getattr(self.legacy, "peek_owner", None)
+            if not callable(peek_owner) or store is None:
+                return bool(owner_id), None  # unknown cache: only owned callers, as before
+            (found, stored), model = peek_owner(store, args[0]), None
+        if not found or (stored or None) != (owner_id or None):
+            return False, None
+        wanted, held = model_family(kwargs.get("model")), model_family(model)
+        if wanted is not None and held is not None and wanted != held:
+            return False, None
+        return True, model if isinstance(model, str) else None
 
     def _repair(
         self,
         missed: CacheSide,
         answered: CacheSide,
         op: str,
-        repair: Callable[[Cache, Cache, tuple[Any, ...], Any], bool],
+        repair: Callable[[Cache, Cache, tuple[Any, ...], Any, str | None], bool],
         args: tuple[Any, ...],
         value: object,
+        model: str | None = None,
     ) -> bool:
         target, source = self._cache(missed), self._cache(answered)
         if target is None or source is None:
             return False
         try:
-            return repair(target, source, args, value) is True
+            return repair(target, source, args, value, model) is True
         except Exception as exc:  # a failed repair is a counted observation, not an error
             self._shadow_log.failure(missed, f"{op} read repair", type(exc).__name__)
             return False

@@ -29,8 +29,10 @@ __all__ = [
 log = logging.getLogger("sigcache.adapter")
 
 Cache = SignatureCacheProtocol
-# (cache that missed, cache that answered, read args, value) -> written back
-Repair = Callable[[Cache, Cache, tuple[Any, ...], Any], bool]
+# (cache that missed, cache that answered, read args, value, model legacy stored) -> written back.
+# A repair never passes the reader's conversation or scope: the copy's provenance is unknown,
+# so it must not become a conversation's "last" signature (issue 13).
+Repair = Callable[[Cache, Cache, tuple[Any, ...], Any, str | None], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +96,28 @@ class ShadowLog:
             )
 
 
-def _repair_main(missed: Cache, _src: Cache, args: tuple[Any, ...], sig: str) -> bool:
-    return missed.set(args[0], sig, None, args[1])
+def _repair_main(
+    missed: Cache, _src: Cache, args: tuple[Any, ...], sig: str, model: str | None
+) -> bool:
+    return missed.set(args[0], sig, model, args[1])
 
 
-def _repair_tool(missed: Cache, _src: Cache, args: tuple[Any, ...], sig: str) -> bool:
+def _repair_tool(
+    missed: Cache, _src: Cache, args: tuple[Any, ...], sig: str, _model: str | None
+) -> bool:
     return missed.cache_tool_signature(args[0], sig, args[1])
 
 
-def _repair_session(missed: Cache, src: Cache, args: tuple[Any, ...], sig: str) -> bool:
+def _repair_session(
+    missed: Cache, src: Cache, args: tuple[Any, ...], sig: str, _model: str | None
+) -> bool:
     found = src.get_session_signature_with_text(args[0], args[1])
     text = found[1] if found and found[0] == sig else ""
     return missed.cache_session_signature(args[0], sig, text, args[1])
 
 
 def _repair_session_text(
-    missed: Cache, _src: Cache, args: tuple[Any, ...], value: tuple[str, str]
+    missed: Cache, _src: Cache, args: tuple[Any, ...], value: tuple[str, str], _model: str | None
 ) -> bool:
     return missed.cache_session_signature(args[0], value[0], value[1], args[1])
 

@@ -18,13 +18,14 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sigcache.interface import SignatureCacheProtocol
 from sigcache.keys import short_hash
 from sigcache.migration_stats import CacheSide
+from sigcache.provenance import model_family
 from sigcache.routing import ABSENT, SAMPLED_READS
 
 __all__ = [
@@ -46,6 +47,12 @@ LIVE_CLASSES: Final = (
     "value_mismatch",
     "isolation",
 )
+_PEEK_STORES: Final = {
+    "get": "main",
+    "get_tool_signature": "tool",
+    "get_session_signature": "session",
+    "get_session_signature_with_text": "session",
+}
 # An owner id no caller uses: a legacy entry answers it only when it was written with no owner.
 _PROBE_OWNER: Final = "\x00sigcache-owner-probe"
 Cache = SignatureCacheProtocol
@@ -76,6 +83,8 @@ class SampleJob:
     primary: CacheSide
     primary_value: Any
     other_value: Any  # the fallback's answer, or ABSENT when it was not consulted
+    # The caller's provenance keywords (issue 13), passed to the new cache when it is read.
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Counts:
@@ -125,13 +134,19 @@ class LiveSampler:
         self._closed = False
 
     def submit(
-        self, op: str, args: tuple[Any, ...], primary: CacheSide, value: Any, other: Any
+        self,
+        op: str,
+        args: tuple[Any, ...],
+        primary: CacheSide,
+        value: Any,
+        other: Any,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         """Queue one drawn read for comparison (the caller's path: a non-blocking enqueue)."""
         if op not in SAMPLED_READS or self._closed:
             return
         try:
-            job = SampleJob(self._phase(), op, args, primary, value, other)
+            job = SampleJob(self._phase(), op, args, primary, value, other, kwargs or {})
             self._queue.put_nowait(job)
         except queue.Full:
             self._counts.bump("dropped")
@@ -171,7 +186,8 @@ class LiveSampler:
             if cache is None:
                 self._counts.bump("errors")
                 return
-            other = getattr(cache, job.op)(*job.args)
+            kwargs = job.kwargs if side is CacheSide.NEW else {}  # legacy ignores them anyway
+            other = getattr(cache, job.op)(*job.args, **kwargs)
         new, legacy = (
             (other, job.primary_value)
             if job.primary is CacheSide.LEGACY
@@ -184,8 +200,14 @@ class LiveSampler:
             _warn_mismatch(job, new, legacy)
 
     def _crossed(self, job: SampleJob) -> bool:
-        """Did the legacy answer come from another owner's entry? (one probe read)"""
+        """Did the legacy answer come from another owner's or model family's entry?"""
         key, owner = job.args[0], job.args[1]
+        wanted = model_family(job.kwargs.get("model"))
+        peek = getattr(self._legacy, "peek_provenance", None)
+        if wanted is not None and callable(peek) and job.op in _PEEK_STORES:
+            held = model_family(peek(_PEEK_STORES[job.op], key)[2])
+            if held is not None and held != wanted:
+                return True  # the new cache refused it by design (issue 13)
         ownerless_entry = getattr(self._legacy, job.op)(key, _PROBE_OWNER) is not None
         return ownerless_entry if owner else not ownerless_entry
 

@@ -32,7 +32,7 @@ __all__ = [
     "read_text",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Pragma = tuple[str, str]
 
@@ -67,6 +67,8 @@ CREATE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEG
 SELECT_VERSION = "SELECT MAX(version) FROM schema_version"
 INSERT_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
 UPDATE_VERSION = "UPDATE schema_version SET version = ?"
+FORGET_VERSION = "DELETE FROM schema_version"
+HAS_ENTRIES = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'"
 
 # Version 1, idempotent. A rowid table with a UNIQUE (store, owner, key) index: a point look-up
 # descends the index, then the table. 2026-11, measured at 10^3 and 10^5 rows of 2 KB texts:
@@ -96,9 +98,18 @@ DDL_V1: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS entries_recent ON entries (store, owner, written_at)",
 )
 
-# MIGRATIONS[n] takes a version-n database to version n+1. Version 2 goes here, e.g.
-# MIGRATIONS[1] = ("ALTER TABLE entries ADD COLUMN model_family TEXT",); then SCHEMA_VERSION = 2.
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+# MIGRATIONS[n] takes a version-n database to version n+1 (a new file is created at version 1
+# and migrated like any other, so there is one path to the current schema).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # Version 2 (issue 13, provenance): the provider/credential scope of an entry, and the index
+    # of the conversation-strict last/recent look-ups (newest write of one conversation). ADD
+    # COLUMN is O(1) in SQLite (existing rows read NULL: no scope); the index is built once.
+    1: (
+        "ALTER TABLE entries ADD COLUMN scope TEXT",
+        "CREATE INDEX IF NOT EXISTS entries_conversation "
+        "ON entries (store, owner, conversation_id, written_at)",
+    ),
+}
 
 
 def migration_steps(current: int) -> list[str]:
@@ -114,6 +125,10 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     conn.execute("BEGIN IMMEDIATE")  # two processes opening one new file must not race the DDL
     try:
         conn.execute(CREATE_VERSION_TABLE)
+        if conn.execute(HAS_ENTRIES).fetchone() is None:
+            # No table (a new file, or the table dropped under us): whatever version is noted,
+            # the version-1 DDL below starts from scratch, so every migration must run.
+            conn.execute(FORGET_VERSION)
         for statement in DDL_V1:
             conn.execute(statement)
         version = conn.execute(SELECT_VERSION).fetchone()[0]
@@ -136,14 +151,16 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
         raise
 
 
-COLUMNS = "store, owner, key, signature, text, model, conversation_id, written_at, expires_at"
+COLUMNS = (
+    "store, owner, key, signature, text, model, conversation_id, written_at, expires_at, scope"
+)
 _COLUMNS = COLUMNS  # `Entry` field order
 
 UPSERT = (
-    f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (store, owner, key) DO UPDATE SET signature = excluded.signature, "
     "text = excluded.text, model = excluded.model, conversation_id = excluded.conversation_id, "
-    "written_at = excluded.written_at, expires_at = excluded.expires_at"
+    "written_at = excluded.written_at, expires_at = excluded.expires_at, scope = excluded.scope"
 )
 GET = (
     f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND key = ? AND expires_at >= ?"
@@ -167,6 +184,15 @@ LATEST = (
 LATEST_WITH_TEXT = (
     f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND written_at > ? "
     "AND expires_at >= ? AND text != '' ORDER BY written_at DESC LIMIT 1"
+)
+# The same within one conversation (index entries_conversation).
+LATEST_IN_CONVERSATION = (
+    f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND conversation_id = ? "
+    "AND written_at > ? AND expires_at >= ? ORDER BY written_at DESC LIMIT 1"
+)
+LATEST_IN_CONVERSATION_WITH_TEXT = (
+    f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND conversation_id = ? "
+    "AND written_at > ? AND expires_at >= ? AND text != '' ORDER BY written_at DESC LIMIT 1"
 )
 # instr() rather than LIKE: ids may contain % and _ (the origin's LIKE did not escape them).
 SEARCH_KEY = (

@@ -249,26 +249,48 @@ def reset_cache_stats() -> None:
 
 
 # -- cache operations: `f.direct` is the whole cost of the proxy with migration mode off --------
+#
+# Provenance (issue 13): `model`, `scope` and `conversation_id` are keyword-only and optional. The
+# new cache refuses an entry of another model family or scope, and answers last/recent only from
+# the caller's conversation (nothing without one); legacy ignores them. `get_cached_signature`
+# and `cache_signature` test for them first so the common call stays as cheap as before.
 
 
 def cache_signature(
-    thinking_text: str, signature: str, model: str | None = None, owner_id: str | None = None
+    thinking_text: str,
+    signature: str,
+    model: str | None = None,
+    owner_id: str | None = None,
+    *,
+    scope: str | None = None,
+    conversation_id: str | None = None,
 ) -> bool:
-    """Cache a signature for a thinking text."""
+    """Cache a signature for a thinking text (with its provenance)."""
     f = _facade or get_cache_facade()
     d = f.direct
-    if d is not None:
+    if d is not None and scope is None and conversation_id is None:
         return d.set(thinking_text, signature, model, owner_id)
-    return f.cache_signature(thinking_text, signature, model, owner_id)
+    return f.cache_signature(
+        thinking_text, signature, model, owner_id, scope=scope, conversation_id=conversation_id
+    )
 
 
-def get_cached_signature(thinking_text: str, owner_id: str | None = None) -> str | None:
-    """The signature cached for a thinking text, or None."""
+def get_cached_signature(
+    thinking_text: str,
+    owner_id: str | None = None,
+    *,
+    model: str | None = None,
+    scope: str | None = None,
+    conversation_id: str | None = None,
+) -> str | None:
+    """The signature cached for a thinking text (of this model family and scope), or None."""
     f = _facade or get_cache_facade()
     d = f.direct
-    if d is not None:
+    if d is not None and model is None and scope is None and conversation_id is None:
         return d.get(thinking_text, owner_id)
-    return f.get_cached_signature(thinking_text, owner_id)
+    return f.get_cached_signature(
+        thinking_text, owner_id, model=model, scope=scope, conversation_id=conversation_id
+    )
 
 
 def invalidate(thinking_text: str) -> bool:
@@ -286,102 +308,179 @@ def cleanup_expired() -> int:
     return get_cache_facade().cleanup_expired()
 
 
-def get_last_signature() -> str | None:
-    """The most recent live signature, or None."""
+def get_last_signature(
+    *,
+    owner_id: str | None = None,
+    conversation_id: str | None = None,
+    model: str | None = None,
+    scope: str | None = None,
+) -> str | None:
+    """The most recent live signature (the new cache: of this conversation only), or None."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_last_signature()
-    return f.get_last_signature()
+    return f.get_last_signature(
+        owner_id=owner_id, conversation_id=conversation_id, model=model, scope=scope
+    )
 
 
-def get_last_signature_with_text() -> SignatureWithText | None:
+def get_last_signature_with_text(
+    *,
+    owner_id: str | None = None,
+    conversation_id: str | None = None,
+    model: str | None = None,
+    scope: str | None = None,
+) -> SignatureWithText | None:
     """(signature, thinking text) of the most recent live entry, or None."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_last_signature_with_text()
-    return f.get_last_signature_with_text()
+    return f.get_last_signature_with_text(
+        owner_id=owner_id, conversation_id=conversation_id, model=model, scope=scope
+    )
 
 
 def get_recent_signature(
-    time_window_seconds: float = 300, client_type: str | None = None, owner_id: str | None = None
+    time_window_seconds: float = 300,
+    client_type: str | None = None,
+    owner_id: str | None = None,
+    *,
+    conversation_id: str | None = None,
+    model: str | None = None,
+    scope: str | None = None,
 ) -> str | None:
     """A signature written within the time window (tool, session, then main store)."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_recent_signature(time_window_seconds, client_type, owner_id)
-    return f.get_recent_signature(time_window_seconds, client_type, owner_id)
+    return f.get_recent_signature(
+        time_window_seconds,
+        client_type,
+        owner_id,
+        model=model,
+        scope=scope,
+        conversation_id=conversation_id,
+    )
 
 
 def get_recent_signature_with_text(
-    time_window_seconds: float = 300, client_type: str | None = None, owner_id: str | None = None
+    time_window_seconds: float = 300,
+    client_type: str | None = None,
+    owner_id: str | None = None,
+    *,
+    conversation_id: str | None = None,
+    model: str | None = None,
+    scope: str | None = None,
 ) -> SignatureWithText | None:
     """(signature, text) written within the time window (main, then session store)."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_recent_signature_with_text(time_window_seconds, client_type, owner_id)
-    return f.get_recent_signature_with_text(time_window_seconds, client_type, owner_id)
+    return f.get_recent_signature_with_text(
+        time_window_seconds,
+        client_type,
+        owner_id,
+        model=model,
+        scope=scope,
+        conversation_id=conversation_id,
+    )
 
 
-def cache_tool_signature(tool_id: str, signature: str, owner_id: str | None = None) -> bool:
-    """Cache a signature for a tool-call id."""
+def cache_tool_signature(
+    tool_id: str,
+    signature: str,
+    owner_id: str | None = None,
+    *,
+    model: str | None = None,
+    scope: str | None = None,
+    conversation_id: str | None = None,
+) -> bool:
+    """Cache a signature for a tool-call id (found later by its rewritten forms too)."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.cache_tool_signature(tool_id, signature, owner_id)
-    return f.cache_tool_signature(tool_id, signature, owner_id)
+    return f.cache_tool_signature(
+        tool_id, signature, owner_id, model=model, scope=scope, conversation_id=conversation_id
+    )
 
 
-def get_tool_signature(tool_id: str, owner_id: str | None = None) -> str | None:
-    """The signature cached for a tool-call id, or None."""
+def get_tool_signature(
+    tool_id: str,
+    owner_id: str | None = None,
+    *,
+    model: str | None = None,
+    scope: str | None = None,
+    conversation_id: str | None = None,
+) -> str | None:
+    """The signature cached for a tool-call id (or a rewritten form of it), or None."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_tool_signature(tool_id, owner_id)
-    return f.get_tool_signature(tool_id, owner_id)
+    return f.get_tool_signature(
+        tool_id, owner_id, model=model, scope=scope, conversation_id=conversation_id
+    )
 
 
-def get_tool_signature_fuzzy(tool_id: str, max_candidates: int = 5) -> str | None:
+def get_tool_signature_fuzzy(
+    tool_id: str,
+    max_candidates: int = 5,
+    *,
+    owner_id: str | None = None,
+    model: str | None = None,
+    scope: str | None = None,
+    conversation_id: str | None = None,
+) -> str | None:
     """Exact id, then its base id, then similar ids, newest first."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_tool_signature_fuzzy(tool_id, max_candidates)
-    return f.get_tool_signature_fuzzy(tool_id, max_candidates)
+    return f.get_tool_signature_fuzzy(
+        tool_id,
+        max_candidates,
+        owner_id=owner_id,
+        model=model,
+        scope=scope,
+        conversation_id=conversation_id,
+    )
 
 
 def cache_session_signature(
-    session_id: str, signature: str, thinking_text: str = "", owner_id: str | None = None
+    session_id: str,
+    signature: str,
+    thinking_text: str = "",
+    owner_id: str | None = None,
+    *,
+    model: str | None = None,
+    scope: str | None = None,
+    conversation_id: str | None = None,
 ) -> bool:
     """Cache a signature (and its thinking text) for a session id."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.cache_session_signature(session_id, signature, thinking_text, owner_id)
-    return f.cache_session_signature(session_id, signature, thinking_text, owner_id)
+    return f.cache_session_signature(
+        session_id,
+        signature,
+        thinking_text,
+        owner_id,
+        model=model,
+        scope=scope,
+        conversation_id=conversation_id,
+    )
 
 
-def get_session_signature(session_id: str, owner_id: str | None = None) -> str | None:
+def get_session_signature(
+    session_id: str,
+    owner_id: str | None = None,
+    *,
+    model: str | None = None,
+    scope: str | None = None,
+    conversation_id: str | None = None,
+) -> str | None:
     """The signature cached for a session id, or None."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_session_signature(session_id, owner_id)
-    return f.get_session_signature(session_id, owner_id)
+    return f.get_session_signature(
+        session_id, owner_id, model=model, scope=scope, conversation_id=conversation_id
+    )
 
 
 def get_session_signature_with_text(
-    session_id: str, owner_id: str | None = None
+    session_id: str,
+    owner_id: str | None = None,
+    *,
+    model: str | None = None,
+    scope: str | None = None,
+    conversation_id: str | None = None,
 ) -> SignatureWithText | None:
     """(signature, thinking text) cached for a session id, or None."""
     f = _facade or get_cache_facade()
-    d = f.direct
-    if d is not None:
-        return d.get_session_signature_with_text(session_id, owner_id)
-    return f.get_session_signature_with_text(session_id, owner_id)
+    return f.get_session_signature_with_text(
+        session_id, owner_id, model=model, scope=scope, conversation_id=conversation_id
+    )
 
 
 def get_session_signature_multi_level(

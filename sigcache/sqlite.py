@@ -348,11 +348,32 @@ class SQLiteStore:
     # -- ordered look-ups ---------------------------------------------------------------------
 
     def latest(
-        self, store: str, owner: str, since: float, now: float, with_text: bool = False
+        self,
+        store: str,
+        owner: str,
+        since: float,
+        now: float,
+        with_text: bool = False,
+        conversation: str | None = None,
     ) -> Entry | None:
-        """The newest live entry written after `since`."""
-        sql = schema.LATEST_WITH_TEXT if with_text else schema.LATEST
-        rows = self._rows(sql, (store, bind_text(owner), since, now))
+        """The newest live entry written after `since` (in one conversation if given)."""
+        if conversation is not None:
+            sql = (
+                schema.LATEST_IN_CONVERSATION_WITH_TEXT
+                if with_text
+                else schema.LATEST_IN_CONVERSATION
+            )
+            params: tuple[object, ...] = (
+                store,
+                bind_text(owner),
+                bind_text(conversation),
+                since,
+                now,
+            )
+        else:
+            sql = schema.LATEST_WITH_TEXT if with_text else schema.LATEST
+            params = (store, bind_text(owner), since, now)
+        rows = self._rows(sql, params)
         return rows[0] if rows else None
 
     def search(

@@ -9,8 +9,11 @@ with the semantics documented on each one below. The contract, for every impleme
   normalised text (main) or the tool/session id itself. Owners never match each other.
 - Time. `now` is passed in (the cache's clock); an entry is live while `now <= expires_at`.
   A look-up never returns an expired entry; only `cleanup` removes expired ones.
-- Text. Any `str` (lone surrogates included) round-trips exactly in owner, key, text, model and
-  conversation id.
+- Text. Any `str` (lone surrogates included) round-trips exactly in owner, key, text, model,
+  conversation id and scope.
+- Provenance (issue 13). `model`, `conversation_id` and `scope` are stored as given and never
+  filter inside a store, except `latest(..., conversation=C)`, which considers only entries whose
+  `conversation_id` is exactly C. The cache applies the matching rules (`sigcache.provenance`).
 - Reads never write. Look-ups change nothing, not even an access time.
 - Threads. Every method may be called from any thread concurrently: reads from request threads
   (and from `asyncio.to_thread` workers), writes only from the cache's one writer thread. A
@@ -33,6 +36,7 @@ from sigcache.errors import StorageError
 from sigcache.schema import bind_text, read_text
 
 __all__ = [
+    "ALIAS",
     "MAIN",
     "SESSION",
     "STORES",
@@ -47,7 +51,11 @@ __all__ = [
 MAIN = "main"
 TOOL = "tool"
 SESSION = "session"
-STORES = (MAIN, TOOL, SESSION)
+# Tool-id aliases (issue 13): key = a rewritten form of a tool id (`provenance.tool_id_forms`),
+# signature = the raw id it stands for ("" once two raw ids share the form: ambiguous). Never
+# answered by last/recent or the fuzzy search, which name their stores.
+ALIAS = "alias"
+STORES = (MAIN, TOOL, SESSION, ALIAS)
 
 
 class StorageRecreatedError(StorageError):
@@ -71,6 +79,9 @@ class Entry(NamedTuple):
     conversation_id: str | None
     written_at: float  # epoch seconds, from the cache's clock
     expires_at: float  # epoch seconds; live while now <= expires_at
+    # The provider or credential scope it was written under (issue 13); last, with a default,
+    # so the nine-field constructions of earlier versions still build an entry.
+    scope: str | None = None
 
     def as_row(self) -> tuple[object, ...]:
         """The column values in schema order (`schema.COLUMNS`)."""
@@ -84,18 +95,20 @@ class Entry(NamedTuple):
             None if self.conversation_id is None else bind_text(self.conversation_id),
             self.written_at,
             self.expires_at,
+            None if self.scope is None else bind_text(self.scope),
         )
 
     @classmethod
     def from_row(cls, row: Sequence[object]) -> Entry:
         """An entry from a row selected in schema order (`schema.COLUMNS`)."""
-        store, owner, key, signature, text, model, conversation, written, expires = row
+        store, owner, key, signature, text, model, conversation, written, expires, scope = row
         if (
             owner.__class__ is str
             and key.__class__ is str
             and text.__class__ is str
             and model.__class__ is not bytes
             and conversation.__class__ is not bytes
+            and scope.__class__ is not bytes
         ):
             return cls(*row)  # type: ignore[arg-type]  # the common case: nothing to decode
         return cls(
@@ -108,6 +121,7 @@ class Entry(NamedTuple):
             None if conversation is None else read_text(conversation),
             float(written),  # type: ignore[arg-type]
             float(expires),  # type: ignore[arg-type]
+            None if scope is None else read_text(scope),
         )
 
 
@@ -155,10 +169,20 @@ class QueryStorage(Storage, Protocol):
     """Storage plus the ordered look-ups and admin calls of the layered cache."""
 
     def latest(
-        self, store: str, owner: str, since: float, now: float, with_text: bool = False
+        self,
+        store: str,
+        owner: str,
+        since: float,
+        now: float,
+        with_text: bool = False,
+        conversation: str | None = None,
     ) -> Entry | None:
         """The live entry with the greatest `written_at` > `since` (with a non-empty text if
-        `with_text`), or None."""
+        `with_text`; with `conversation_id == conversation` if one is given), or None.
+
+        The cache passes `conversation` only when it has one, so a store written before issue
+        13 keeps working for look-ups without it.
+        """
         ...
 
     def search(

@@ -151,6 +151,7 @@ class TieredCore:
         conv: object,
         expires_at: object = None,
         written_at: object = None,
+        scope: object = None,
     ) -> bool:
         """Write to L1 now and to L2 through the writer; False for refused times."""
         # The L2 key of a main entry stays "" here: the writer thread derives it (see writer.py).
@@ -169,6 +170,7 @@ class TieredCore:
             conv if isinstance(conv, str) else None,
             written,
             expires,
+            scope if isinstance(scope, str) and scope else None,
         )
         l1_expires = min(written + self._l1_ttl, expires)
         if l1_expires >= now:  # an old backfilled write may already be past its L1 life

@@ -1,7 +1,9 @@
 """The cache contract: behaviour every cache (legacy, layered, phase router) must show.
 
-Subclass `CacheContract` and implement `make_cache(clock)`; `owner_strict` and `prefix_collisions`
-say which side of the two deliberate differences between legacy and new the cache is on.
+Subclass `CacheContract` and implement `make_cache(clock)`; `owner_strict`, `prefix_collisions`
+and `provenance_strict` say which side of the deliberate differences between legacy and new the
+cache is on. Every cache takes the provenance keywords of issue 13 (legacy ignores them), so the
+last/recent tests name a conversation and hold for both.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import pytest
 
 SIG_A = "EqQBCkYIBRgCKkD" + "a" * 60
 SIG_B = "EqQBCkYIBRgCKkD" + "b" * 60
-SIG_C = "CiQBjz1rX" + "c" * 80
+CONV = "conversation-1"
+SIG_C = "CiQBjz1rX" + "c" * 79  # 88 characters: base64 (an 89-character value is truncated)
 TTL = 3600
 
 
@@ -50,6 +53,8 @@ class CacheContract:
 
     owner_strict: ClassVar[bool] = False
     prefix_collisions: ClassVar[bool] = True
+    # Family and scope filter reads; last/recent need a conversation (the new cache, issue 13).
+    provenance_strict: ClassVar[bool] = False
 
     def make_cache(self, clock: FakeClock) -> Any:
         raise NotImplementedError
@@ -217,27 +222,66 @@ class CacheContract:
     # -- last / recent -------------------------------------------------------------------------
 
     def test_last_signature(self, cache: Any, clock: FakeClock) -> None:
-        assert cache.get_last_signature() is None
-        cache.set("first", SIG_A)
+        assert cache.get_last_signature(conversation_id=CONV) is None
+        cache.set("first", SIG_A, conversation_id=CONV)
         clock.advance(1)
-        cache.set("second", SIG_B)
-        assert cache.get_last_signature() == SIG_B
-        assert cache.get_last_signature_with_text() == (SIG_B, "second")
+        cache.set("second", SIG_B, conversation_id=CONV)
+        assert cache.get_last_signature(conversation_id=CONV) == SIG_B
+        assert cache.get_last_signature_with_text(conversation_id=CONV) == (SIG_B, "second")
 
     def test_last_signature_expires(self, cache: Any, clock: FakeClock) -> None:
-        cache.set("first", SIG_A)
+        cache.set("first", SIG_A, conversation_id=CONV)
         clock.advance(24 * 3600 * 30)
-        assert cache.get_last_signature() is None
+        assert cache.get_last_signature(conversation_id=CONV) is None
 
     def test_recent_signature_window(self, cache: Any, clock: FakeClock) -> None:
-        cache.set("text", SIG_A)
+        cache.set("text", SIG_A, conversation_id=CONV)
         clock.advance(10)
-        assert cache.get_recent_signature(time_window_seconds=60) == SIG_A
-        assert cache.get_recent_signature_with_text(time_window_seconds=60) == (SIG_A, "text")
+        assert cache.get_recent_signature(time_window_seconds=60, conversation_id=CONV) == SIG_A
+        found = cache.get_recent_signature_with_text(time_window_seconds=60, conversation_id=CONV)
+        assert found == (SIG_A, "text")
         clock.advance(120)
-        assert cache.get_recent_signature(time_window_seconds=60) is None
+        assert cache.get_recent_signature(time_window_seconds=60, conversation_id=CONV) is None
 
     def test_recent_prefers_tool_store(self, cache: Any, clock: FakeClock) -> None:
-        cache.set("text", SIG_A)
-        cache.cache_tool_signature("toolu_9", SIG_C)
-        assert cache.get_recent_signature() == SIG_C
+        cache.set("text", SIG_A, conversation_id=CONV)
+        cache.cache_tool_signature("toolu_9", SIG_C, conversation_id=CONV)
+        assert cache.get_recent_signature(conversation_id=CONV) == SIG_C
+
+    def test_last_and_recent_without_a_conversation(self, cache: Any) -> None:
+        cache.set("text", SIG_A, conversation_id=CONV)
+        expected = None if self.provenance_strict else SIG_A
+        assert cache.get_last_signature() == expected
+        assert cache.get_recent_signature() == expected
+
+    def test_last_and_recent_of_another_conversation(self, cache: Any) -> None:
+        cache.set("text", SIG_A, conversation_id=CONV)
+        expected = None if self.provenance_strict else SIG_A
+        assert cache.get_last_signature(conversation_id="another") == expected
+        assert cache.get_recent_signature_with_text(conversation_id="another") == (
+            None if expected is None else (SIG_A, "text")
+        )
+
+    # -- provenance (issue 13) --------------------------------------------------------------
+
+    def test_provenance_keywords_are_accepted_everywhere(self, cache: Any) -> None:
+        given = {"model": "claude-sonnet-4-5", "scope": "acct-1", "conversation_id": CONV}
+        assert cache.set("text", SIG_A, "claude-sonnet-4-5", scope="acct-1", conversation_id=CONV)
+        assert cache.get("text", **given) == SIG_A
+        assert cache.cache_tool_signature("toolu_1", SIG_B, **given) is True
+        assert cache.get_tool_signature("toolu_1", **given) == SIG_B
+        assert cache.get_tool_signature_fuzzy("toolu_1", **given) == SIG_B
+        assert cache.cache_session_signature("sess", SIG_C, "t", **given) is True
+        assert cache.get_session_signature("sess", **given) == SIG_C
+        assert cache.get_session_signature_with_text("sess", **given) == (SIG_C, "t")
+        assert cache.get_last_signature(**given) == SIG_A
+        assert cache.get_recent_signature(**given) is not None
+
+    def test_family_filter(self, cache: Any) -> None:
+        cache.set("claude text", SIG_A, "claude-opus-4-5")
+        cache.set("plain text", SIG_B)
+        expected = None if self.provenance_strict else SIG_A
+        assert cache.get("claude text", model="gemini-2.5-flash") == expected
+        assert cache.get("claude text", model="claude-sonnet-4-5") == SIG_A
+        assert cache.get("claude text") == SIG_A  # no model: any family, as before
+        assert cache.get("plain text", model="gemini-2.5-flash") == SIG_B  # no model stored

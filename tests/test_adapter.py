@@ -344,4 +344,5 @@ class TestLayeredNewPreferredContract(_LayeredAdapterContract):
 class TestLayeredNewOnlyContract(_LayeredAdapterContract):
     phase = P.NEW_ONLY
     owner_strict = True
+    provenance_strict = True
     prefix_collisions = False

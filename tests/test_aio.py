@@ -18,22 +18,30 @@ def test_async_core_contract(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with AsyncLayeredSignatureCache.open(tmp_path / "a.db", clock=clock) as cache:
-            assert await cache.aset("  <think>thought</think>", SIG_A) is True
+            c = "conversation"
+            assert await cache.aset("  <think>thought</think>", SIG_A, conversation_id=c)
             assert await cache.aget("thought") == SIG_A
             assert await cache.aget("never") is None
-            assert await cache.aset("thought", SIG_B, owner_id="alice") is True
+            assert await cache.aset("thought", SIG_B, "claude-x", "alice", conversation_id=c)
+            assert await cache.aget("thought", owner_id="alice", model="gemini-3") is None
+            assert await cache.aget_many(["thought"], "alice", model="gemini-3") == [None]
+            assert await cache.aget_many(["thought"], "alice", model="claude-y") == [SIG_B]
             assert await cache.aget("thought", owner_id="alice") == SIG_B
             assert await cache.aget("thought", owner_id="bob") is None
-            assert await cache.acache_tool_signature("toolu_1", SIG_C) is True
+            assert await cache.acache_tool_signature("toolu_1", SIG_C, conversation_id=c)
             assert await cache.aget_tool_signature("toolu_1") == SIG_C
+            assert await cache.aget_tool_signature("call_1") == SIG_C  # a rewritten form
             assert await cache.aget_tool_signature_fuzzy("toolu_1_retry2") == SIG_C
-            assert await cache.acache_session_signature("s", SIG_A, "txt") is True
+            assert await cache.acache_session_signature("s", SIG_A, "txt", model="gemini-3")
+            assert await cache.aget_session_signature("s", model="claude-x") is None
             assert await cache.aget_session_signature("s") == SIG_A
             assert await cache.aget_session_signature_with_text("s") == (SIG_A, "txt")
-            assert await cache.aget_last_signature() == SIG_A
-            assert await cache.aget_last_signature_with_text("alice") == (SIG_B, "thought")
-            assert await cache.aget_recent_signature() == SIG_C
-            assert await cache.aget_recent_signature_with_text() == (
+            assert await cache.aget_last_signature() is None  # no conversation: nothing
+            assert await cache.aget_last_signature(conversation_id=c) == SIG_A
+            found = await cache.aget_last_signature_with_text("alice", conversation_id=c)
+            assert found == (SIG_B, "thought")
+            assert await cache.aget_recent_signature(conversation_id=c) == SIG_C
+            assert await cache.aget_recent_signature_with_text(conversation_id=c) == (
                 SIG_A,
                 "  <think>thought</think>",
             )

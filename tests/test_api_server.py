@@ -105,6 +105,13 @@ def test_seed_guide_sequence(client: httpx.Client, server: tuple[str, CacheFacad
 
     _phase(client, "NEW_ONLY")
     _write_and_check(client, facade, "new only", (False, True))
+    # Provenance (issue 13): a Claude signature is never handed to a Gemini lookup.
+    put = {"thinking_text": "claude's", "signature": SIG, "model": "claude-x", "scope": "acct"}
+    assert client.put("/cache/signature", json=put).json()["data"] == {"cached": True}
+    gemini = {"thinking_text": "claude's", "model": "gemini-3", "conversation_id": "c"}
+    assert client.post("/cache/signature/lookup", json=gemini).json()["data"]["hit"] is False
+    stats = client.get("/cache/signature/stats").json()["data"]["new_cache_stats"]
+    assert stats["provenance_misses_family"] == 1
     facade.legacy.set("unreachable in NEW_ONLY", SIG2)
     miss = client.post("/cache/signature/lookup", json={"thinking_text": "unreachable in NEW_ONLY"})
     assert miss.json()["data"] == {"hit": False, "signature": None}

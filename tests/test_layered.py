@@ -35,10 +35,10 @@ def test_restart_serves_flushed_entries_from_l2(tmp_path: Path) -> None:
     clock = FakeClock()
     path = tmp_path / "c.db"
     with _cache(path, clock, ttl_seconds=DAY) as cache:
-        cache.set("<think>kept</think>", SIG_A, model="claude", owner_id="alice")
-        cache.set("short lived", SIG_B)
+        cache.set("<think>kept</think>", SIG_A, "claude", "alice", conversation_id="c1")
+        cache.set("short lived", SIG_B, conversation_id="c0")
         cache.cache_tool_signature("toolu_1", SIG_C)
-        cache.cache_session_signature("sess", SIG_A, "session text", owner_id="bob")
+        cache.cache_session_signature("sess", SIG_A, "session text", "bob", conversation_id="c2")
     clock.advance(DAY / 2)
     with _cache(path, clock, ttl_seconds=DAY) as cache:
         assert cache.get("kept", owner_id="alice") == SIG_A
@@ -48,11 +48,13 @@ def test_restart_serves_flushed_entries_from_l2(tmp_path: Path) -> None:
         assert cache.get("kept") is None
         assert cache.get_tool_signature("toolu_1") == SIG_C
         assert cache.get_session_signature_with_text("sess", "bob") == (SIG_A, "session text")
-        assert cache.get_last_signature_with_text("alice") == (SIG_A, "<think>kept</think>")
-        assert cache.get_recent_signature(DAY, owner_id="bob") == SIG_A
+        found = cache.get_last_signature_with_text("alice", conversation_id="c1")
+        assert found == (SIG_A, "<think>kept</think>")
+        assert cache.get_recent_signature(DAY, owner_id="bob", conversation_id="c2") == SIG_A
+        assert cache.get_tool_signature("call_toolu_1_retry2") == SIG_C  # a form, from L2
         clock.advance(DAY)
         assert cache.get("short lived") is None  # expired in L2 too
-        assert cache.get_last_signature() is None
+        assert cache.get_last_signature(conversation_id="c0") is None
         assert cache.size == 0
 
 
@@ -130,7 +132,8 @@ def test_cleanup_covers_every_store_and_tier(tmp_path: Path) -> None:
         cache.cache_session_signature("s", SIG_A)
         cache.flush()
         clock.advance(101)
-        assert cache.cleanup_expired() == 3 + 3  # three in L1, three rows in L2
+        # Three in L1, three rows in L2, and the tool id's alias (issue 13) in each tier.
+        assert cache.cleanup_expired() == 3 + 3 + 2
         assert cache.get_stats()["l2_rows"] == 0
 
 
@@ -147,14 +150,16 @@ def test_entries_for_backfill(tmp_path: Path) -> None:
 def test_fuzzy_and_recent_are_owner_strict(tmp_path: Path) -> None:
     clock = FakeClock()
     with _cache(tmp_path / "c.db", clock) as cache:
-        cache.cache_tool_signature("call_abc", SIG_A, owner_id="a")
+        cache.cache_tool_signature("call_abc", SIG_A, owner_id="a", conversation_id="c")
         assert cache.get_tool_signature_fuzzy("call_abc_2", owner_id="a") == SIG_A
         assert cache.get_tool_signature_fuzzy("call_abc_2", owner_id="b") is None
         assert cache.get_tool_signature_fuzzy("call_abc_2") is None
-        assert cache.get_recent_signature(owner_id="b") is None
-        assert cache.get_recent_signature(owner_id="a") == SIG_A
-        assert cache.get_recent_signature(client_type="cursor", owner_id="a") == SIG_A
-        assert cache.get_recent_signature("bad", owner_id="a") is None  # type: ignore[arg-type]
+        assert cache.get_recent_signature(owner_id="b", conversation_id="c") is None
+        assert cache.get_recent_signature(owner_id="a", conversation_id="c") == SIG_A
+        found = cache.get_recent_signature(client_type="cursor", owner_id="a", conversation_id="c")
+        assert found == SIG_A
+        bad: Any = "bad"
+        assert cache.get_recent_signature(bad, owner_id="a", conversation_id="c") is None
 
 
 owners = st.sampled_from([None, "a", "b"])
@@ -245,10 +250,10 @@ def test_l2_read_fault_is_a_counted_miss_and_recovers(tmp_path: Path) -> None:
         conn.close()
         assert cache.get("text") == SIG_A  # L1
         assert cache.get("never written") is None  # L2 read fails: a miss, not an exception
-        assert cache.get_last_signature("nobody") is None
+        assert cache.get_last_signature("nobody", conversation_id="c") is None
         assert _stats(cache)["l2_errors"] >= 2
         with sqlite3.connect(path) as conn:
-            for statement in schema.DDL_V1:
+            for statement in (*schema.DDL_V1, *schema.migration_steps(1)):
                 conn.execute(statement)
         conn.close()
         cache.set("later", SIG_B)

@@ -15,6 +15,7 @@ class TestLayeredContract(CacheContract):
     """The contract with the layered cache's two deliberate differences switched on."""
 
     owner_strict: ClassVar[bool] = True  # an owned entry never answers a caller without owner
+    provenance_strict: ClassVar[bool] = True
     prefix_collisions: ClassVar[bool] = False  # the whole normalised text is the key
 
     @pytest.fixture(autouse=True)

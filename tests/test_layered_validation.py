@@ -16,7 +16,7 @@ from sigcache.layered import LayeredSignatureCache
 from sigcache.layered_keys import PLACEHOLDERS, REJECTION_REASONS, is_truncated
 from tests.contract import SIG_A
 
-STRICT = LayeredConfig(reject_truncated=True)
+STRICT = LayeredConfig()  # the defaults refuse truncated values and prefixes (issue 13)
 _texts = itertools.count()
 
 
@@ -83,43 +83,56 @@ def test_placeholders_are_refused_and_counted(tmp_path: Path, placeholder: str) 
         assert stats["rejected_placeholder"] == stats["rejected_writes"] == 2
 
 
-def test_truncation_check_is_off_by_default(tmp_path: Path) -> None:
-    sig = "CiQBjz1rX" + "c" * 80  # 89 characters: accepted until the contract fixtures change
+def test_truncation_check_is_on_by_default(tmp_path: Path) -> None:
+    sig = "CiQBjz1rX" + "c" * 80  # 89 characters: 1 mod 4, no base64 encoding makes it
     with LayeredSignatureCache(tmp_path / "l2.db") as cache:
-        assert cache.set("t", sig) is True
-    with LayeredSignatureCache(tmp_path / "strict.db", config=STRICT) as cache:
         assert cache.set("t", sig) is False
         assert cache.get_stats()["rejected_truncated"] == 1
+    relaxed = LayeredConfig(reject_truncated=False)
+    with LayeredSignatureCache(tmp_path / "relaxed.db", config=relaxed) as cache:
+        assert cache.set("t", sig) is True
 
 
-def test_invalid_signatures_are_counted(tmp_path: Path) -> None:
+def test_every_refused_write_is_counted_by_reason(tmp_path: Path) -> None:
     with LayeredSignatureCache(tmp_path / "l2.db") as cache:
         assert cache.set("t", "short") is False
-        assert cache.set("t", None) is False  # type: ignore[arg-type]  # not a str: not counted
-        assert cache.get_stats()["rejected_invalid"] == 1
+        assert cache.set("t", None) is False  # type: ignore[arg-type]  # not a str: invalid
+        assert cache.set("<think> </think>", SIG_A) is False  # empty once normalised
+        assert cache.set(None, SIG_A) is False  # type: ignore[arg-type]
+        assert cache.cache_tool_signature("", SIG_A) is False
+        assert cache.cache_session_signature(None, SIG_A) is False  # type: ignore[arg-type]
+        assert cache.set("t", SIG_A, owner_id=42) is False  # type: ignore[arg-type]
+        stats = cache.get_stats()
+        assert stats["rejected_invalid"] == 2
+        assert stats["rejected_empty_text"] == 2
+        assert stats["rejected_empty_id"] == 2
+        assert stats["rejected_invalid_owner"] == 1
+        assert stats["rejected_writes"] == 7
+        assert stats["rejected_writes"] == sum(stats[f"rejected_{r}"] for r in REJECTION_REASONS)
 
 
-PREFIX_SAFE = LayeredConfig(reject_prefix_overwrite=True)
-
-
-def test_a_shorter_prefix_never_overwrites_when_enabled(tmp_path: Path) -> None:
+def test_a_shorter_prefix_never_overwrites(tmp_path: Path) -> None:
     full = SIG_A + "b" * 40
-    with LayeredSignatureCache(tmp_path / "l2.db", config=PREFIX_SAFE) as cache:
+    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
         assert cache.set("t", full) is True
         assert cache.set("t", SIG_A) is False  # L1 holds the full value
         assert cache.get_stats()["rejected_prefix"] == 1
         assert cache.get("t") == full
-        assert cache.set("t", full + "cc") is True  # longer, or different: written
+        assert cache.set("t", full + "cccc") is True  # longer, or different: written
         assert cache.set("other", SIG_A) is True
+        assert cache.cache_tool_signature("toolu_1", full) is True
+        assert cache.cache_tool_signature("toolu_1", SIG_A) is False  # every store
         assert cache.flush(10)
     with LayeredSignatureCache(tmp_path / "l2.db") as fresh:
-        assert fresh.get("t") == full + "cc"
+        assert fresh.get("t") == full + "cccc"
         assert fresh.get("other") == SIG_A
+        assert fresh.get_tool_signature("toolu_1") == full
 
 
-def test_by_default_the_last_write_wins_as_in_legacy(tmp_path: Path) -> None:
+def test_prefix_refusal_can_be_turned_off_for_legacy_parity(tmp_path: Path) -> None:
     full = SIG_A + "b" * 40
-    with LayeredSignatureCache(tmp_path / "l2.db") as cache:
+    legacy_like = LayeredConfig(reject_prefix_overwrite=False)
+    with LayeredSignatureCache(tmp_path / "l2.db", config=legacy_like) as cache:
         assert cache.set("t", full) is True
         assert cache.set("t", SIG_A) is True
         assert cache.get("t") == SIG_A

@@ -75,14 +75,16 @@ def test_unusable_times_are_refused_without_raising(tmp_path: Path, bad: object)
 def test_written_at_orders_last_and_recent(tmp_path: Path) -> None:
     clock = FakeClock()
     with _cache(tmp_path, clock) as cache:
-        assert cache.set("old", SIG_A, owner_id="o", written_at=clock.now - 400)
+        assert cache.set(
+            "old", SIG_A, owner_id="o", conversation_id="c", written_at=clock.now - 400
+        )
         assert cache.flush(10)  # past its L1 life at once: only L2 (after the flush) holds it
-        assert cache.get_recent_signature(300, owner_id="o") is None  # outside the window
-        assert cache.get_recent_signature(500, owner_id="o") == SIG_A
-        assert cache.set("newer", SIG_B, owner_id="o", written_at=clock.now - 10)
+        assert cache.get_recent_signature(300, owner_id="o", conversation_id="c") is None
+        assert cache.get_recent_signature(500, owner_id="o", conversation_id="c") == SIG_A
+        assert cache.set("newer", SIG_B, "m", "o", conversation_id="c", written_at=clock.now - 10)
         _l2_only(cache)
-        assert cache.get_last_signature_with_text("o") == (SIG_B, "newer")
-        assert cache.get_recent_signature(300, owner_id="o") == SIG_B
+        assert cache.get_last_signature_with_text("o", conversation_id="c") == (SIG_B, "newer")
+        assert cache.get_recent_signature(300, owner_id="o", conversation_id="c") == SIG_B
 
 
 def test_l1_life_counts_from_written_at(tmp_path: Path) -> None:

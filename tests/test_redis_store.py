@@ -273,6 +273,7 @@ class TestLayeredOverRedisContract(CacheContract):
     """The cache contract run against LayeredSignatureCache(store=RedisStore(...))."""
 
     owner_strict: ClassVar[bool] = True
+    provenance_strict: ClassVar[bool] = True
     prefix_collisions: ClassVar[bool] = False
 
     @pytest.fixture(autouse=True)

@@ -37,10 +37,11 @@ def test_schema_is_versioned_idempotent_and_wal(tmp_path: Path) -> None:
     SQLiteStore(path).close()
     SQLiteStore(path).close()  # a second open changes nothing
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {row[1] for row in conn.execute("PRAGMA index_list(entries)")}
     assert "entries_expires_at" in indexes
+    assert "entries_conversation" in indexes
     conn.close()
 
 
@@ -55,10 +56,67 @@ def test_newer_schema_version_refused(tmp_path: Path) -> None:
 
 
 def test_migration_path_runs_registered_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(schema.MIGRATIONS, 1, ("ALTER TABLE entries ADD COLUMN x TEXT",))
-    assert schema.migration_steps(1) == ["ALTER TABLE entries ADD COLUMN x TEXT"]
-    assert schema.migration_steps(2) == []
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(schema.MIGRATIONS, 2, ("ALTER TABLE entries ADD COLUMN x TEXT",))
+    assert schema.migration_steps(2) == ["ALTER TABLE entries ADD COLUMN x TEXT"]
+    assert schema.migration_steps(1)[-1] == "ALTER TABLE entries ADD COLUMN x TEXT"
+    assert schema.migration_steps(3) == []
+
+
+# The version-1 schema exactly as sigcache before issue 13 created it.
+_V1_DDL = (
+    """CREATE TABLE entries (
+        store TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '', key TEXT NOT NULL,
+        signature TEXT NOT NULL, text TEXT NOT NULL DEFAULT '', model TEXT,
+        conversation_id TEXT, written_at REAL NOT NULL, expires_at REAL NOT NULL,
+        UNIQUE (store, owner, key))""",
+    "CREATE INDEX entries_expires_at ON entries (expires_at)",
+    "CREATE INDEX entries_recent ON entries (store, owner, written_at)",
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "INSERT INTO schema_version (version) VALUES (1)",
+)
+
+
+def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in _V1_DDL:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO entries VALUES ('main', 'o', 'k', ?, 'text', 'claude-x', 'c1', 1.0, 99.0)",
+            ("S" * 60,),
+        )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        old = store.get("main", "o", "k", 2.0)
+        assert old is not None and old.scope is None and old.model == "claude-x"
+        assert store.latest("main", "o", 0.0, 2.0, conversation="c1") == old
+        assert store.latest("main", "o", 0.0, 2.0, conversation="c2") is None
+        scoped = _entry("k2", 3.0, "o")._replace(scope="acct", conversation_id="c1")
+        store.put_many([scoped])
+        assert store.get("main", "o", "k2", 4.0) == scoped
+        assert store.latest("main", "o", 0.0, 4.0, conversation="c1") == scoped
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    conn.close()
+
+
+def test_a_dropped_table_is_recreated_at_the_current_version(tmp_path: Path) -> None:
+    path = tmp_path / "l2.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE entries")
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        entry = _entry("id", 1.0, store=TOOL)._replace(scope="acct")
+        store.put_many([entry])
+        assert store.get(TOOL, "", "id", 2.0) == entry
+    finally:
+        store.close()
 
 
 def test_open_errors_name_the_path(tmp_path: Path) -> None:

@@ -68,13 +68,22 @@ class DictStorage:
         """Nothing to release."""
 
     def latest(
-        self, store: str, owner: str, since: float, now: float, with_text: bool = False
+        self,
+        store: str,
+        owner: str,
+        since: float,
+        now: float,
+        with_text: bool = False,
+        conversation: str | None = None,
     ) -> Entry | None:
         """See `storage.QueryStorage`."""
         found = [
             e
             for e in self._live(now)
-            if e[:2] == (store, owner) and e.written_at > since and (e.text or not with_text)
+            if e[:2] == (store, owner)
+            and e.written_at > since
+            and (e.text or not with_text)
+            and (conversation is None or e.conversation_id == conversation)
         ]
         return max(found, key=lambda e: e.written_at, default=None)
 
@@ -124,6 +133,7 @@ class TestContractOverAnotherStore(CacheContract):
     """The cache contract with L2 replaced through `store=`."""
 
     owner_strict: ClassVar[bool] = True
+    provenance_strict: ClassVar[bool] = True
     prefix_collisions: ClassVar[bool] = False
 
     def make_cache(self, clock: FakeClock) -> Any:
@@ -152,3 +162,26 @@ def test_store_errors_do_not_escape() -> None:
         assert cache.invalidate("text") is False
         assert cache.get_last_signature() is None
         assert cache.size == 0
+
+
+class PreProvenanceStorage(DictStorage):
+    """A store written before issue 13: `latest` takes no conversation."""
+
+    def latest(  # type: ignore[override]
+        self, store: str, owner: str, since: float, now: float, with_text: bool = False
+    ) -> Entry | None:
+        """The old signature."""
+        return super().latest(store, owner, since, now, with_text)
+
+
+def test_a_store_without_conversation_latest_still_answers_safely() -> None:
+    clock = FakeClock()
+    with LayeredSignatureCache("unused", clock=clock, store=PreProvenanceStorage()) as cache:
+        cache.set("mine", SIG_A, conversation_id="c1")
+        clock.advance(1)
+        cache.set("theirs", SIG_A[::-1], conversation_id="c2")
+        cache.flush()
+    with LayeredSignatureCache("unused", clock=clock, store=cache.storage) as cache:
+        # L1 is empty: L2 answers, filtering its newest entry (never another conversation's).
+        assert cache.get_last_signature(conversation_id="c2") == SIG_A[::-1]
+        assert cache.get_last_signature(conversation_id="c1") is None

@@ -393,7 +393,7 @@ def test_fault_never_reaches_the_caller(fault: str, phase: str) -> None:
     if fault in WRITE_FAULTS:
         writes = sum(
             int(out.during[f"{store}_writes"]) - int(out.before[f"{store}_writes"])
-            for store in ("main", "tool", "session")
+            for store in ("main", "tool", "session", "alias")  # alias: tool-id forms (issue 13)
         )
         failed = int(out.during["write_errors"]) - int(out.before["write_errors"])
         assert writes >= N_DURING
