@@ -88,7 +88,7 @@ class LayeredSignatureCache(OrderedLookups):
         """
         key = main_key(thinking_text, owner_id)
         if key is None:
-            self._local.tier = None
+            self._no_read()
             return None
         entry = self._read(key)
         if entry is None:
@@ -298,7 +298,7 @@ class LayeredSignatureCache(OrderedLookups):
         """(signature, thinking text) for a session id under this owner, or None."""
         key = id_key(SESSION, session_id, owner_id)
         if key is None:
-            self._local.tier = None
+            self._no_read()
             return None
         entry = self.admit(SESSION, self._read(key), model, scope)
         return (entry.signature, entry.text) if entry else None

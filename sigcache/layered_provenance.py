@@ -81,7 +81,8 @@ class ProvenanceCore(TieredCore):
         if reason is None:
             return entry
         self._stats.refused(store, reason)
-        self._local.tier = None
+        local = self._local
+        local.tier, local.refused = None, reason  # read_refusal(): the phase router asks
         return None
 
     def _quiet(self, key: L1Key) -> tuple[Entry | None, str | None]:

@@ -38,7 +38,7 @@ class OrderedLookups(ProvenanceCore):
         """The signature for a tool-call id (or a rewritten form of it) under this owner."""
         key = id_key(TOOL, tool_id, owner_id)
         if key is None:
-            self._local.tier = None
+            self._no_read()
             return None
         entry = self._tool_entry(key)
         return self._signature_if_admitted(TOOL, entry, model, scope)
@@ -62,7 +62,7 @@ class OrderedLookups(ProvenanceCore):
         """Exact id or its forms, its base id, then ids containing the base id, newest first."""
         key = id_key(TOOL, tool_id, owner_id)
         if key is None:
-            self._local.tier = None
+            self._no_read()
             return None
         entry = self._tool_entry(key)
         if entry is not None:  # this call's own entry decides, even when it is refused
@@ -123,6 +123,7 @@ class OrderedLookups(ProvenanceCore):
 
     def _caller(self, owner_id: object, conversation_id: object) -> tuple[str, str | None] | None:
         """(owner, conversation) of a last/recent call, or None when it may not be answered."""
+        self._local.refused = None  # this look-up's own refusals only (read_refusal)
         owner = owner_namespace(owner_id)
         if owner is None:
             return None
@@ -130,6 +131,7 @@ class OrderedLookups(ProvenanceCore):
         if not conversation:
             if self._config.strict_conversation_fallbacks and not self._closed:
                 self._stats.refused(None, "conversation")  # never a stranger's signature
+                self._local.refused = "conversation"
                 return None
             conversation = None
         return owner, conversation
@@ -173,6 +175,7 @@ class OrderedLookups(ProvenanceCore):
     ) -> tuple[str, float, str | None] | None:
         since = window_start(self._clock(), time_window_seconds, client_type)
         if since is None:
+            self._local.refused = None  # a bad window: nothing was looked at
             return None
         caller = self._caller(owner_id, conversation)
         return None if caller is None else (caller[0], since, caller[1])

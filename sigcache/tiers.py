@@ -83,6 +83,18 @@ class TieredCore:
         tier: str | None = getattr(self._local, "tier", None)
         return tier
 
+    def read_refusal(self) -> str | None:
+        """Why this thread's last read, if it answered nothing, refused what it found, else None."""
+        # Set by the provenance check and cleared by every miss, never by a hit, so the hit path
+        # pays nothing; after a hit the value is stale, hence "if it answered nothing".
+        refusal: str | None = getattr(self._local, "refused", None)
+        return refusal
+
+    def _no_read(self) -> None:
+        """Record a read that found nothing without asking a tier (no usable key)."""
+        local = self._local
+        local.tier = local.refused = None
+
     def before_l2(self, key: L1Key) -> tuple[bool, Entry | None, str]:
         """L1, then the pending overlay: (answered, entry, L2 key) for one read.
 
@@ -124,7 +136,10 @@ class TieredCore:
         self._faults.failure(f"{type(error).__name__}: {error}")
 
     def _answer(self, store: str, tier: str | None, source: str) -> None:
-        self._local.tier = tier
+        local = self._local
+        local.tier = tier
+        if tier is None:
+            local.refused = None  # a plain miss (the L1 hit path never comes here)
         self._stats.answered(store, tier is not None, source)
 
     def _promote(self, key: L1Key, entry: Entry) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,3 +303,40 @@ def test_redis_values_carry_scope_and_read_old_ones() -> None:
     assert decode_entry(old).scope is None
     with pytest.raises(ValueError):
         decode_entry(b'o["main"]')
+
+
+def test_read_refusal_tells_a_provenance_refusal_from_a_plain_miss(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with LayeredSignatureCache(tmp_path / "c.db", clock=clock) as cache:
+        cache.set("thought", SIG_A, CLAUDE, "o", scope="acct-1", conversation_id="c1")
+        cache.cache_tool_signature("toolu_01A", SIG_B, "o", model=CLAUDE)
+        refusal = cache.read_refusal
+        assert cache.get("thought", "o", model=GEMINI) is None and refusal() == "family"
+        assert cache.get("never written", "o", model=GEMINI) is None and refusal() is None
+        assert cache.get("thought", "o", scope="acct-2") is None and refusal() == "scope"
+        assert cache.get("", "o") is None and refusal() is None  # no key: nothing found
+        assert cache.get_tool_signature("call_01A", "o", model=GEMINI) is None  # by a form
+        assert refusal() == "family"
+        assert cache.get_session_signature("nope", "o") is None and refusal() is None
+        assert cache.get_last_signature("o") is None and refusal() == "conversation"
+        assert cache.get_last_signature("o", conversation_id="c9") is None and refusal() is None
+        assert cache.get_last_signature("o", model=GEMINI, conversation_id="c1") is None
+        assert refusal() == "family"
+        bad_window: Any = "soon"
+        assert cache.get_recent_signature(bad_window, owner_id="o") is None and refusal() is None
+        assert cache.flush(5)
+    with LayeredSignatureCache(tmp_path / "c.db", clock=clock) as reopened:  # L1 empty: L2 rows
+        assert reopened.get("thought", "o", model=GEMINI) is None
+        assert reopened.read_refusal() == "family"
+        assert reopened.get("never written", "o") is None and reopened.read_refusal() is None
+
+
+def test_read_refusal_is_per_thread(tmp_path: Path) -> None:
+    with LayeredSignatureCache(tmp_path / "c.db", clock=FakeClock()) as cache:
+        cache.set("thought", SIG_A, CLAUDE)
+        assert cache.get("thought", model=GEMINI) is None and cache.read_refusal() == "family"
+        seen: list[str | None] = []
+        worker = threading.Thread(target=lambda: seen.append(cache.read_refusal()))
+        worker.start()
+        worker.join()
+        assert seen == [None]
