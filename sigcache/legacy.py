@@ -107,6 +107,7 @@ class SignatureCache:
         self._stats = CacheStats()
         self._layer_stats = new_layer_stats()
         self._store_counters = StoreCounters()
+        self._answered = threading.local()  # the entry behind this thread's last/recent answer
         log.info(
             "[SIGNATURE_CACHE] cache created: max_size=%s ttl=%ss key_prefix=%s",
             max_size,
@@ -268,6 +269,13 @@ class SignatureCache:
             if entry is None or self._expired(entry, now):
                 return False, None, None
             return True, entry.owner_id, entry.model
+
+    def answer_provenance(self) -> tuple[str | None, str | None] | None:
+        """(owner, model) of the entry behind this thread's last last/recent answer; None: miss."""
+        # The unkeyed look-ups name no key to peek at; they note the entry that answered instead
+        # (a thread-local reference, invisible to every caller), off the keyed hot path.
+        entry: CacheEntry | None = getattr(self._answered, "entry", None)
+        return None if entry is None else (entry.owner_id, entry.model)
 
     # -- stats ------------------------------------------------------------------------------
 
@@ -549,6 +557,7 @@ class SignatureCache:
         """(signature, full thinking text) of the MRU live main entry; no owner filter."""
         with self._lock:
             entry = next(self._live_main_newest_first(self._clock()), None)
+            self._answered.entry = entry
             return (entry.signature, entry.thinking_text) if entry else None
 
     def get_recent_signature(
@@ -563,17 +572,21 @@ class SignatureCache:
     ) -> str | None:
         """A signature written within the window: tool store, session store, then main store."""
         window = _window(time_window_seconds, client_type)
-        if window is None:
-            return None
+        entry = None if window is None else self._recent_entry(window, owner_id)
+        self._answered.entry = entry
+        return entry.signature if entry else None
+
+    def _recent_entry(self, window: float, owner_id: str | None) -> CacheEntry | None:
+        """The entry `get_recent_signature` answers with."""
         with self._lock:
             now = self._clock()
             for store in (self._tool_signatures, self._session_signatures):
                 for entry in sorted(store.values(), key=lambda e: e.timestamp, reverse=True):
                     if now - entry.timestamp < window:
-                        return entry.signature
+                        return entry
             for entry in reversed(self._cache.values()):
                 if now - entry.timestamp < window and _strict_owner(owner_id, entry):
-                    return entry.signature
+                    return entry
         return None
 
     def get_recent_signature_with_text(
@@ -588,13 +601,17 @@ class SignatureCache:
     ) -> tuple[str, str] | None:
         """(signature, text) written within the window: main store, then session store."""
         window = _window(time_window_seconds, client_type)
-        if window is None:
-            return None
+        entry = None if window is None else self._recent_text_entry(window, owner_id)
+        self._answered.entry = entry
+        return (entry.signature, entry.thinking_text) if entry else None
+
+    def _recent_text_entry(self, window: float, owner_id: str | None) -> CacheEntry | None:
+        """The entry `get_recent_signature_with_text` answers with."""
         with self._lock:
             now = self._clock()
             for entry in reversed(self._cache.values()):
                 if now - entry.timestamp < window and _strict_owner(owner_id, entry):
-                    return entry.signature, entry.thinking_text
+                    return entry
             sessions = sorted(
                 self._session_signatures.values(), key=lambda e: e.timestamp, reverse=True
             )
@@ -604,7 +621,7 @@ class SignatureCache:
                     and entry.thinking_text
                     and _strict_owner(owner_id, entry)
                 ):
-                    return entry.signature, entry.thinking_text
+                    return entry
         return None
 
 

@@ -313,3 +313,23 @@ def test_peek_owner_has_no_side_effects() -> None:
     assert cache.get_stats() == before
     clock.advance(4000)
     assert cache.peek_owner("main", "text") == (False, None)
+
+
+def test_answer_provenance_names_the_entry_behind_a_last_or_recent_answer() -> None:
+    clock = FakeClock()
+    cache = SignatureCache(clock=clock)
+    cache.set("text", SIG_A, "claude-sonnet-4-5", owner_id="alice")
+    assert cache.get_last_signature() == SIG_A
+    assert cache.answer_provenance() == ("alice", "claude-sonnet-4-5")
+    assert cache.get_recent_signature_with_text(owner_id="bob") is None  # owner-strict main
+    assert cache.answer_provenance() is None
+    assert cache.get_recent_signature_with_text() == (SIG_A, "text")
+    assert cache.answer_provenance() == ("alice", "claude-sonnet-4-5")
+    cache.cache_tool_signature("toolu_1", SIG_B)
+    assert cache.get_recent_signature() == SIG_B  # the tool store first
+    assert cache.answer_provenance() == (None, None)
+    assert cache.get_recent_signature(time_window_seconds="bad") is None  # type: ignore[arg-type]
+    assert cache.answer_provenance() is None
+    clock.advance(4000)
+    assert cache.get_last_signature_with_text() is None
+    assert cache.answer_provenance() is None
