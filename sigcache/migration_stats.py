@@ -6,9 +6,10 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "FALLBACK_REFUSALS",
     "CacheSide",
     "DualWriteStats",
     "MigrationStats",
@@ -17,6 +18,9 @@ __all__ = [
     "Tally",
     "TallySource",
 ]
+
+# Why a fallback answer was withheld for provenance (`ReadStats.fallback_refused_<name>`).
+FALLBACK_REFUSALS: Final = ("legacy_family", "new_family", "new_scope")
 
 # (main-store hits, misses, successful writes) as the legacy cache counts them.
 Tally = tuple[int, int, int]
@@ -75,6 +79,14 @@ class ReadStats:
     read_repair_failures: int = 0
     read_repairs_skipped: int = 0  # legacy answers to ownerless callers are not copied to new
     read_errors: int = 0  # a consulted cache raised (counted as its miss)
+    # Fallbacks withheld for provenance (NEW_PREFERRED, issue 13): the read is a caller-visible
+    # miss. `legacy_family`: legacy answered from an entry of another model family (counted as
+    # legacy's miss); `new_family` / `new_scope`: the new cache found the key and refused it, so
+    # legacy was not asked.
+    fallback_provenance_refusals: int = 0  # the sum of the three below
+    fallback_refused_legacy_family: int = 0
+    fallback_refused_new_family: int = 0
+    fallback_refused_new_scope: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Counters plus `hit_rate` (hits / reads) and `new_hit_ratio` (new hits / hits)."""
@@ -96,6 +108,7 @@ class ReadOutcome:
     repair_failed: bool = False
     repair_skipped: bool = False  # not attempted: the owner of a permissive answer is unknown
     errors: int = 0
+    refusal: str | None = None  # a fallback withheld: FALLBACK_REFUSALS names which
 
 
 class MigrationStats:
@@ -202,6 +215,14 @@ class MigrationStats:
             r.read_repairs += outcome.repaired
             r.read_repair_failures += outcome.repair_failed
             r.read_repairs_skipped += outcome.repair_skipped
+            if outcome.refusal is not None:
+                r.fallback_provenance_refusals += 1
+                if outcome.refusal == "legacy_family":
+                    r.fallback_refused_legacy_family += 1
+                elif outcome.refusal == "new_family":
+                    r.fallback_refused_new_family += 1
+                else:
+                    r.fallback_refused_new_scope += 1
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(dual_write_stats, read_stats), taken together under the lock."""

@@ -18,7 +18,7 @@ from sigcache.interface import SignatureCacheProtocol
 from sigcache.keys import is_valid_signature, normalize_thinking_text
 from sigcache.migration_stats import CacheSide, MigrationStats, ReadOutcome
 from sigcache.phases import MigrationFeatureFlags, PhaseFlags
-from sigcache.provenance import model_family
+from sigcache.provenance import mismatch, want
 from sigcache.routing import (
     ABSENT,
     LEGACY_HIT,
@@ -61,6 +61,20 @@ _PEEK_STORES = {
     "get_session_signature": "session",
     "get_session_signature_with_text": "session",
 }
+# Key-less reads: legacy names the entry behind its answer (`answer_provenance`) instead.
+_UNKEYED = frozenset(
+    {
+        "get_last_signature",
+        "get_last_signature_with_text",
+        "get_recent_signature",
+        "get_recent_signature_with_text",
+    }
+)
+# New-cache refusals that settle a read: the entry exists and belongs elsewhere. A last/recent
+# read naming no conversation ("conversation") still falls back to legacy, as the phase table says.
+_SETTLED = frozenset({"family", "scope"})
+# (found, stored owner, stored model) of a legacy entry.
+LegacyEntry = tuple[bool, str | None, str | None]
 
 
 class Sampler(Protocol):
@@ -271,23 +285,32 @@ class PhaseRouter:
     ) -> Any:
         """After a primary miss: ask the fallback, repair the primary, count the read once.
 
-        In NEW_PREFERRED a provenance refusal of the new cache is a miss like any other, so
-        legacy answers it as the phase table says (legacy matches any family and conversation);
+        In NEW_PREFERRED (issue 13) a new-cache refusal for family or scope settles the read
+        (legacy is not asked), and a legacy answer from another model family's entry is withheld;
         read repair never copies such an answer into the new cache (`_legacy_source`).
         """
+        newer = primary is CacheSide.NEW
+        if newer and not errors and ("model" in kwargs or "scope" in kwargs):
+            refusal = self._new_refusal()
+            if refusal in _SETTLED:
+                return self._withhold(op, args, (primary, None), f"new_{refusal}", 0, kwargs)
         value, fallback_raised = self._attempt(fallback, op, args, kwargs)
         errors += fallback_raised
         hit = value is not None
+        entry: LegacyEntry | None = None
+        if hit and newer and kwargs.get("model") is not None:
+            entry = self._legacy_entry(op, args)
+            if entry is not None and _other_family(kwargs["model"], entry[2]):
+                sides = (primary, fallback)
+                return self._withhold(op, args, sides, "legacy_family", errors, kwargs, value)
         # The tier before the repair: repairing may read the answering cache again (L1 then).
         tier = self._tier(fallback) if hit and self.diagnose else None
         repaired = repair_failed = skipped = False
         repair = REPAIRS.get(op)
         if hit and repair is not None and self.read_repair:
-            source = (
-                self._legacy_source(op, args, owner_id, kwargs)
-                if primary is CacheSide.NEW
-                else (True, None)
-            )
+            if newer and entry is None:
+                entry = self._legacy_entry(op, args)
+            source = self._legacy_source(entry, owner_id, kwargs) if newer else (True, None)
             if not source[0]:
                 # Legacy matches owners and model families permissively: its answer may be
                 # another owner's or family's entry, which the strict cache must never hold
@@ -313,8 +336,60 @@ class PhaseRouter:
             sampler.submit(op, args, primary, None, value, kwargs)
         return value
 
+    def _withhold(
+        self,
+        op: str,
+        args: tuple[Any, ...],
+        sides: tuple[CacheSide, CacheSide | None],
+        refusal: str,
+        errors: int,
+        kwargs: Kwargs,
+        answer: Any = ABSENT,
+    ) -> None:
+        """Count a read whose fallback answer is withheld (`sides`: primary, fallback if asked)."""
+        primary, asked = sides
+        outcome = ReadOutcome(primary, False, asked, errors=errors, refusal=refusal)
+        self.stats.record_read(outcome)
+        self._diag(CallDiagnostics(shadow_error=bool(errors)) if errors else NO_DIAG)
+        sampler = self.sampler
+        if sampler is not None and not errors and sampler.draw() < sampler.rate:
+            # Legacy's answer (asked by the sampler when `answer` is ABSENT) meets the same
+            # provenance check there and is classified as the isolation it is.
+            sampler.submit(op, args, primary, None, answer, kwargs)
+
+    def _new_refusal(self) -> str | None:
+        """Why the new cache refused this thread's last read on provenance; None: a plain miss."""
+        refusal = getattr(self._new(False), "read_refusal", None)
+        try:
+            reason = refusal() if callable(refusal) else None
+        except Exception:  # a diagnostic never breaks a read: treat it as a plain miss
+            return None
+        return reason if isinstance(reason, str) else None
+
+    def _legacy_entry(self, op: str, args: tuple[Any, ...]) -> LegacyEntry | None:
+        """(found, owner, model) of the legacy entry behind a fallback answer; None: unknown."""
+        try:
+            store = _PEEK_STORES.get(op)
+            if store is not None:
+                peek = getattr(self.legacy, "peek_provenance", None)
+                if callable(peek):
+                    found: LegacyEntry = peek(store, args[0])
+                    return found
+                peek_owner = getattr(self.legacy, "peek_owner", None)
+                if callable(peek_owner):
+                    present, owner = peek_owner(store, args[0])
+                    return present, owner, None
+            elif op in _UNKEYED:
+                answered = getattr(self.legacy, "answer_provenance", None)
+                if callable(answered):
+                    behind = answered()
+                    return (False, None, None) if behind is None else (True, *behind)
+        except Exception as exc:  # an unknown entry only withholds nothing, never raises
+            self._shadow_log.failure(CacheSide.LEGACY, f"{op} peek", type(exc).__name__)
+        return None
+
     def _legacy_source(
-        self, op: str, args: tuple[Any, ...], owner_id: object, kwargs: Kwargs
+        self, entry: LegacyEntry | None, owner_id: object, kwargs: Kwargs
     ) -> tuple[bool, str | None]:
         """(repairable, model) of legacy's entry for this read.
 
@@ -322,19 +397,12 @@ class PhaseRouter:
         model, not under another model family; the model is what legacy stored, so the copy in
         the new cache keeps its provenance (issue 13).
         """
-        store = _PEEK_STORES.get(op)
-        peek = getattr(self.legacy, "peek_provenance", None)
-        if callable(peek) and store is not None:
-            found, stored, model = peek(store, args[0])
-        else:
-            peek_owner = getattr(self.legacy, "peek_owner", None)
-            if not callable(peek_owner) or store is None:
-                return bool(owner_id), None  # unknown cache: only owned callers, as before
-            (found, stored), model = peek_owner(store, args[0]), None
+        if entry is None:
+            return bool(owner_id), None  # unknown cache: only owned callers, as before
+        found, stored, model = entry
         if not found or (stored or None) != (owner_id or None):
             return False, None
-        wanted, held = model_family(kwargs.get("model")), model_family(model)
-        if wanted is not None and held is not None and wanted != held:
+        if _other_family(kwargs.get("model"), model):
             return False, None
         return True, model if isinstance(model, str) else None
 
@@ -368,6 +436,11 @@ class PhaseRouter:
             results.append(value if value is not None else 0)
         self._diag(CallDiagnostics(source=order[0].value if order else None))
         return results[0] if results else 0
+
+
+def _other_family(wanted: object, held: object) -> bool:
+    """Whether an entry's model is of another family than the read's (both named)."""
+    return mismatch(want(wanted), held, None) == "family"
 
 
 def _valid(op: str, args: tuple[Any, ...], signature: object) -> bool:

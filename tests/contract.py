@@ -55,6 +55,8 @@ class CacheContract:
     prefix_collisions: ClassVar[bool] = True
     # Family and scope filter reads; last/recent need a conversation (the new cache, issue 13).
     provenance_strict: ClassVar[bool] = False
+    # Family filters keyed reads even where last/recent fall back to legacy (NEW_PREFERRED).
+    family_strict: ClassVar[bool] = False
 
     def make_cache(self, clock: FakeClock) -> Any:
         raise NotImplementedError
@@ -280,7 +282,7 @@ class CacheContract:
     def test_family_filter(self, cache: Any) -> None:
         cache.set("claude text", SIG_A, "claude-opus-4-5")
         cache.set("plain text", SIG_B)
-        expected = None if self.provenance_strict else SIG_A
+        expected = None if self.provenance_strict or self.family_strict else SIG_A
         assert cache.get("claude text", model="gemini-2.5-flash") == expected
         assert cache.get("claude text", model="claude-sonnet-4-5") == SIG_A
         assert cache.get("claude text") == SIG_A  # no model: any family, as before

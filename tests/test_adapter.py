@@ -339,6 +339,7 @@ class TestLayeredDualWriteContract(_LayeredAdapterContract):
 class TestLayeredNewPreferredContract(_LayeredAdapterContract):
     phase = P.NEW_PREFERRED
     prefix_collisions = False
+    family_strict = True  # the new cache's family refusal settles the read (issue 13)
 
 
 class TestLayeredNewOnlyContract(_LayeredAdapterContract):

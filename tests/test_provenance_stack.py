@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sigcache.legacy import SignatureCache
 from sigcache.migration_config import MigrationConfig
 from sigcache.observers import OperationEvent
 from sigcache.phases import MigrationFeatureFlags, MigrationPhase
+from sigcache.provenance import model_family
 from sigcache.recording import RecordedEvent
 from sigcache.redaction import Redactor
 from tests.contract import SIG_A, SIG_B, FakeClock
@@ -87,23 +89,117 @@ def test_legacy_authoritative_phases_answer_as_legacy(stacks: Any) -> None:
     assert a.get_last_signature("o") == SIG_A
 
 
-def test_new_preferred_falls_back_to_legacy_but_never_repairs_across_families(
-    stacks: Any,
-) -> None:
+def test_new_preferred_withholds_legacy_answers_of_another_family(stacks: Any) -> None:
     stack = stacks(P.NEW_PREFERRED)
     stack.legacy.set("older text", SIG_A, CLAUDE, "o")  # written before the new cache had it
     a = stack.adapter
-    # The new cache misses; legacy answers, as the phase table says ...
-    assert a.get("older text", "o", model=GEMINI) == SIG_A
-    # ... but the Claude entry is not copied into the new cache for a Gemini read.
+    # The new cache misses; legacy's entry is Claude's, so a Gemini read gets nothing, counted ...
+    assert a.get("older text", "o", model=GEMINI) is None
+    reads = a.stats.snapshot()[1]
+    assert reads["fallback_refused_legacy_family"] == reads["fallback_provenance_refusals"] == 1
+    assert (reads["legacy_misses"], reads["fallback_hits"], reads["misses"]) == (1, 0, 1)
+    # ... and nothing is copied into the new cache.
     assert stack.new.get("older text", "o") is None
-    assert a.stats.snapshot()[1]["read_repairs"] == 0
-    # A Claude read repairs it, and the copy keeps the model legacy stored.
+    assert reads["read_repairs"] == 0
+    # A Claude read gets it and repairs it; the copy keeps the model legacy stored.
     assert a.get("older text", "o", model=CLAUDE) == SIG_A
     assert stack.new.get("older text", "o") == SIG_A
     assert stack.new.get("older text", "o", model=GEMINI) is None
     # A repair never becomes a conversation's "last" signature (its conversation is unknown).
     assert stack.new.get_last_signature("o", conversation_id="c1") is None
+
+
+def test_new_preferred_passes_legacy_answers_it_cannot_tell_apart(stacks: Any) -> None:
+    stack = stacks(P.NEW_PREFERRED)
+    a = stack.adapter
+    stack.legacy.set("no model", SIG_A, None, "o")  # an entry without a model matches any read
+    stack.legacy.set("claude", SIG_B, CLAUDE, "o")
+    stack.legacy.cache_tool_signature("toolu_1", SIG_B, "o")  # legacy's tool entries: no model
+    assert a.get("no model", "o", model=GEMINI) == SIG_A
+    assert a.get("claude", "o", scope="acct") == SIG_B  # legacy keeps no scope to compare
+    assert a.get("claude", "o") == SIG_B  # a read naming no model matches any family
+    assert a.get_tool_signature("toolu_1", "o", model=GEMINI) == SIG_B
+    assert a.stats.snapshot()[1]["fallback_provenance_refusals"] == 0
+
+
+# One Claude write through the stack, then reads naming another model, per phase: legacy's own
+# answer where legacy is primary (unchanged), nothing where the new cache answers.
+_WRITES: dict[str, Callable[[Any], bool]] = {
+    "main": lambda c: c.set("text", SIG_A, CLAUDE, "o"),
+    "tool": lambda c: c.cache_tool_signature("toolu_1", SIG_A, "o", model=CLAUDE),
+    "session": lambda c: c.cache_session_signature("s", SIG_A, "t", "o", model=CLAUDE),
+}
+_READS: dict[str, list[Callable[..., Any]]] = {
+    "main": [lambda c, **kw: c.get("text", "o", **kw)],
+    "tool": [
+        lambda c, **kw: c.get_tool_signature("toolu_1", "o", **kw),
+        lambda c, **kw: c.get_tool_signature_fuzzy("toolu_1", owner_id="o", **kw),
+    ],
+    "session": [
+        lambda c, **kw: c.get_session_signature("s", "o", **kw),
+        lambda c, **kw: c.get_session_signature_with_text("s", "o", **kw),
+    ],
+}
+
+
+@pytest.mark.parametrize("store", sorted(_WRITES))
+@pytest.mark.parametrize("phase", list(P), ids=[p.name for p in P])
+def test_a_claude_signature_reaches_a_gemini_read_only_where_legacy_is_primary(
+    stacks: Any, phase: MigrationPhase, store: str
+) -> None:
+    stack = stacks(phase)
+    a, bare = stack.adapter, SignatureCache(clock=stack.clock)
+    assert _WRITES[store](a) and _WRITES[store](bare)
+    for read in _READS[store]:
+        answer = read(a, model=GEMINI)
+        if phase <= P.DUAL_WRITE:
+            assert answer == read(bare, model=GEMINI) is not None  # legacy's answer, unchanged
+        else:
+            assert answer is None
+        assert read(a, model=CLAUDE) == read(bare)  # the right family is answered everywhere
+    reads, new = a.stats.snapshot()[1], stack.new.get_stats()
+    refused = len(_READS[store]) if phase >= P.NEW_PREFERRED else 0
+    assert new["provenance_misses_family"] == refused
+    expected = refused if phase is P.NEW_PREFERRED else 0
+    assert reads["fallback_refused_new_family"] == reads["fallback_provenance_refusals"] == expected
+    if phase is P.NEW_PREFERRED:
+        assert reads["legacy_hits"] == reads["legacy_misses"] == 0  # legacy was never asked
+
+
+_MODELS = [CLAUDE, GEMINI, "gpt-5", None]
+
+
+@pytest.mark.parametrize("phase", list(P), ids=[p.name for p in P])
+def test_every_family_pairing_per_phase(tmp_path: Path, phase: MigrationPhase) -> None:
+    cases = [(w, r, t) for w in _MODELS for r in _MODELS for t in ("stack", "legacy")]
+    for n, (written, read, through) in enumerate(cases):
+        stack = Stack(tmp_path / str(n), phase)
+        try:
+            target = stack.adapter if through == "stack" else stack.legacy
+            assert target.set("text", SIG_A, written, "o")
+            answer = stack.adapter.get("text", "o", model=read)
+            fits = None in (written, read) or model_family(written) == model_family(read)
+            in_new = through == "stack" and phase >= P.DUAL_WRITE
+            expected = {
+                P.LEGACY_ONLY: True,
+                P.DUAL_WRITE: True,
+                P.NEW_PREFERRED: fits,
+                P.NEW_ONLY: fits and in_new,
+            }[phase]
+            assert answer == (SIG_A if expected else None), (written, read, through)
+        finally:
+            stack.close()
+
+
+def test_new_preferred_scope_refusal_settles_the_read(stacks: Any) -> None:
+    stack = stacks(P.NEW_PREFERRED)
+    a = stack.adapter
+    assert a.set("text", SIG_A, CLAUDE, "o", scope="acct-1")
+    assert a.get("text", "o", scope="acct-2") is None  # legacy (no scopes) is not asked
+    assert a.get("text", "o", scope="acct-1") == SIG_A
+    reads = a.stats.snapshot()[1]
+    assert reads["fallback_refused_new_scope"] == reads["fallback_provenance_refusals"] == 1
+    assert reads["legacy_hits"] == reads["legacy_misses"] == 0
 
 
 def test_new_preferred_last_recent_fall_back_to_legacy(stacks: Any) -> None:
@@ -112,6 +208,52 @@ def test_new_preferred_last_recent_fall_back_to_legacy(stacks: Any) -> None:
     # The new cache refuses (no conversation named); legacy answers, as in every phase before.
     assert stack.adapter.get_last_signature("o") == SIG_A
     assert stack.new.get_stats()["provenance_misses_conversation"] == 1
+    assert stack.adapter.stats.snapshot()[1]["fallback_hits"] == 1
+
+
+def test_new_preferred_last_recent_withhold_legacy_answers_of_another_family(
+    stacks: Any,
+) -> None:
+    stack = stacks(P.NEW_PREFERRED)
+    a = stack.adapter
+    a.set("text", SIG_A, CLAUDE, "o", conversation_id="c1")
+    # No conversation: legacy is asked (the phase table), but its entry is Claude's.
+    assert a.get_last_signature("o", model=GEMINI) is None
+    assert a.get_last_signature_with_text("o", model=GEMINI) is None
+    assert a.get_recent_signature(owner_id="o", model=GEMINI) is None
+    assert a.get_recent_signature_with_text(owner_id="o", model=GEMINI) is None
+    assert a.get_last_signature("o", model=CLAUDE) == SIG_A
+    assert a.get_recent_signature_with_text(owner_id="o", model=CLAUDE) == (SIG_A, "text")
+    assert a.stats.snapshot()[1]["fallback_refused_legacy_family"] == 4
+    # The conversation's own newest entry is Claude's: the new cache settles it, legacy unasked.
+    assert a.get_last_signature("o", model=GEMINI, conversation_id="c1") is None
+    reads = a.stats.snapshot()[1]
+    assert reads["fallback_refused_new_family"] == 1
+    assert reads["fallback_provenance_refusals"] == 5
+    # Legacy's tool entries carry no model: a recent answer from them is legacy's, as before.
+    stack.legacy.cache_tool_signature("toolu_1", SIG_B, "o")
+    assert a.get_recent_signature(owner_id="o", model=GEMINI) == SIG_B
+
+
+def test_refused_fallbacks_are_sampled_as_isolation(tmp_path: Path) -> None:
+    config = MigrationConfig(
+        new_l2_db_path=str(tmp_path / "l2.db"),
+        use_migration_adapter=True,
+        consistency_sample_rate=1.0,
+    )
+    facade = CacheFacade(config, clock=FakeClock(), new_cache_factory=default_new_cache_factory)
+    try:
+        assert facade.cache_signature("old", SIG_A, CLAUDE, "o")  # legacy only
+        for step in (P.DUAL_WRITE, P.NEW_PREFERRED):
+            facade.set_migration_phase(step)
+        assert facade.cache_signature("new", SIG_B, CLAUDE, "o")  # both caches
+        assert facade.get_cached_signature("old", "o", model=GEMINI) is None  # legacy withheld
+        assert facade.get_cached_signature("new", "o", model=GEMINI) is None  # new settles it
+        assert facade.sampler.drain(30)
+        classes = facade.get_migration_status()["live_consistency"]["classes"]
+        assert classes["isolation"] == 2 and classes["legacy_only_hit"] == 0
+    finally:
+        facade.close()
 
 
 def test_a_candidate_without_provenance_keywords_still_serves_plain_calls(tmp_path: Path) -> None:

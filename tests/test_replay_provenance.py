@@ -74,9 +74,28 @@ def test_replay_reports_legacy_crossing_families_as_isolation(tmp_path: Path) ->
     df = run(record(tmp_path / "r.jsonl", calls), tmp_path)
     assert cls_at(df, 1, "NEW_ONLY") == ("isolation", "family")
     assert cls_at(df, 2, "NEW_ONLY")[0] == "match"
-    assert cls_at(df, 1, "NEW_PREFERRED") == ("match", "legacy_crossed_family")  # legacy answered
-    assert cls_at(df, 1, "LEGACY_ONLY") == ("match", "legacy_crossed_family")
+    # NEW_PREFERRED: the new cache's refusal settles the read (legacy is not asked).
+    assert cls_at(df, 1, "NEW_PREFERRED") == ("isolation", "family")
+    assert cls_at(df, 2, "NEW_PREFERRED")[0] == "match"
+    for phase in ("LEGACY_ONLY", "DUAL_WRITE"):  # legacy answers as it always did
+        assert cls_at(df, 1, phase) == ("match", "legacy_crossed_family")
     assert df.aa_equal.all() and df[df.phase == "LEGACY_ONLY"].recorded_equal.all()
+
+
+def test_replay_reports_withheld_last_recent_fallbacks_as_isolation(tmp_path: Path) -> None:
+    calls: list[Call] = [
+        (0, "cache_signature", write("claude's thought", SIG_A, CLAUDE, "c1")),
+        (1, "get_last_signature", {"model": GEMINI}),  # legacy asked, its Claude answer withheld
+        (2, "get_last_signature", {"model": GEMINI, "conversation_id": "c1"}),  # new settles it
+        (3, "get_last_signature", {"model": CLAUDE}),  # legacy's answer, as the phase table says
+    ]
+    df = run(record(tmp_path / "r.jsonl", calls), tmp_path)
+    for phase in ("NEW_PREFERRED", "NEW_ONLY"):
+        assert cls_at(df, 1, phase) == ("isolation", "family")
+        assert cls_at(df, 2, phase) == ("isolation", "family")
+    assert cls_at(df, 3, "NEW_PREFERRED")[0] == "match"
+    assert cls_at(df, 3, "NEW_ONLY") == ("isolation", "no_conversation")
+    assert cls_at(df, 1, "DUAL_WRITE") == ("match", "legacy_crossed_family")
 
 
 def test_replay_reports_legacy_crossing_conversations_as_isolation(tmp_path: Path) -> None:
