@@ -29,6 +29,9 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from sigcache.migration_stats import FALLBACK_REFUSALS
+from sigcache.provenance import PROVENANCE_REASONS, REJECTION_REASONS
+
 __all__ = ["MetricsPublisher", "metrics_router", "multiprocess_enabled"]
 
 log = logging.getLogger("sigcache.metrics")
@@ -62,6 +65,26 @@ class _Metrics:
         self.fallbacks = counter("sigcache_fallback_hits", "Reads answered by the fallback cache")
         self.read_repairs = counter("sigcache_read_repairs", "Fallback hits written back")
         self.rejected = counter("sigcache_rejected_writes", "Writes refused (invalid input)")
+        # Issue 13: what the new cache refused, and the fallbacks the phase proxy withheld.
+        self.rejected_by_reason = counter(
+            "sigcache_rejected_writes_by_reason", "Writes a cache refused", ("cache", "reason")
+        )
+        self.provenance_misses = counter(
+            "sigcache_provenance_misses", "Reads refused for provenance", ("cache", "reason")
+        )
+        self.fallback_refusals = counter(
+            "sigcache_fallback_provenance_refusals",
+            "Fallback answers withheld for provenance (cache: whose provenance decided)",
+            ("cache", "reason"),
+        )
+        # Every reason is known up front: its series exists at 0, so an alert can tell "none
+        # refused" from "not exported".
+        for reason in REJECTION_REASONS:
+            self.rejected_by_reason.labels("new", reason)
+        for reason in PROVENANCE_REASONS:
+            self.provenance_misses.labels("new", reason)
+        for refusal in FALLBACK_REFUSALS:
+            self.fallback_refusals.labels(*refusal.split("_", 1))
         self.dropped = counter("sigcache_dropped_writes", "L2 writes dropped (queue full)")
         self.l2_errors = counter("sigcache_l2_errors", "L2 failures seen", ("kind",))
         self.new_failures = counter("sigcache_new_write_failures", "New-cache write failures")
@@ -128,6 +151,14 @@ class MetricsPublisher:
         self._inc(m.fallbacks, reads.get("fallback_hits"))
         self._inc(m.read_repairs, reads.get("read_repairs"))
         self._inc(m.rejected, writes.get("rejected"))
+        for reason in REJECTION_REASONS:
+            self._inc(m.rejected_by_reason, new.get(f"rejected_{reason}"), "new", reason)
+        for reason in PROVENANCE_REASONS:
+            self._inc(m.provenance_misses, new.get(f"provenance_misses_{reason}"), "new", reason)
+        for refusal in FALLBACK_REFUSALS:  # "<cache>_<reason>"
+            cache, reason = refusal.split("_", 1)
+            found = reads.get(f"fallback_refused_{refusal}")
+            self._inc(m.fallback_refusals, found, cache, reason)
         self._inc(m.new_failures, writes.get("new_failures"))
         self._inc(m.dropped, new.get("dropped_writes"))
         self._inc(m.l2_errors, new.get("l2_errors"), "read")

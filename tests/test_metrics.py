@@ -52,6 +52,43 @@ def test_counters_follow_stats_and_survive_a_reset(tmp_path: Path) -> None:
     facade.close()
 
 
+def test_provenance_counters_are_exported_by_reason(tmp_path: Path) -> None:
+    facade = _facade(tmp_path)
+    facade.set_migration_phase("NEW_PREFERRED", force=True)
+    publisher = MetricsPublisher(lambda: facade)
+    value = publisher.registry.get_sample_value
+    claude, gemini = "claude-sonnet-4-5", "gemini-3-pro-high"
+    assert facade.cache_signature(TEXT, SIG, claude, scope="acct-1")
+    assert not facade.cache_signature("", SIG)
+    assert not facade.cache_signature(TEXT, "skip_thought_signature_validator")
+    assert not facade.cache_signature("cut " * 8, "S" * 81)  # 1 mod 4: a stream cut short
+    assert facade.legacy.set("older " * 8, SIG, claude)  # only legacy holds it
+    assert facade.get_cached_signature(TEXT, model=gemini) is None  # the new cache settles it
+    assert facade.get_cached_signature(TEXT, scope="acct-2") is None
+    assert facade.get_cached_signature("older " * 8, model=gemini) is None  # legacy's withheld
+    assert facade.get_last_signature() == SIG  # no conversation: legacy answers (counted in new)
+    publisher.collect_once()
+    rejected = {"empty_text": 1, "placeholder": 1, "truncated": 1, "prefix": 0}
+    for reason, count in rejected.items():
+        labels = {"cache": "new", "reason": reason}
+        assert value("sigcache_rejected_writes_by_reason_total", labels) == count
+    for reason, count in {"family": 1, "scope": 1, "conversation": 1}.items():
+        labels = {"cache": "new", "reason": reason}
+        assert value("sigcache_provenance_misses_total", labels) == count
+    withheld = {("new", "family"): 1, ("new", "scope"): 1, ("legacy", "family"): 1}
+    for (cache, reason), count in withheld.items():
+        labels = {"cache": cache, "reason": reason}
+        assert value("sigcache_fallback_provenance_refusals_total", labels) == count
+    facade.reset_cache_stats()
+    publisher.collect_once()  # the reset is seen: counters restart from zero
+    assert facade.get_cached_signature(TEXT, model=gemini) is None
+    publisher.collect_once()
+    labels = {"cache": "new", "reason": "family"}
+    assert value("sigcache_fallback_provenance_refusals_total", labels) == 2  # never down
+    assert value("sigcache_provenance_misses_total", labels) == 2
+    facade.close()
+
+
 def test_metrics_route_serves_the_text_format(tmp_path: Path) -> None:
     facade = _facade(tmp_path)
     publisher = MetricsPublisher(lambda: facade, interval=0.05).start()
