@@ -6,7 +6,9 @@ straight to the legacy cache and are counted by its own counters (`MigrationStat
 the proxy then costs one attribute check per call.
 
 Provenance (issue 13): the keyword-only `model`, `scope` and `conversation_id` of every call go
-to the new cache in every phase (legacy ignores them); read repair never copies a legacy entry of
+to the new cache in every phase (legacy ignores them); in NEW_PREFERRED a fallback answer is
+withheld when the new cache refused the key for its family or scope, or when legacy's entry is of
+another model family (`PhaseRouter._read_fallback`); read repair never copies a legacy entry of
 another owner or model family, and never attributes it to the reader's conversation.
 """
 

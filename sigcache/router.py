@@ -3,7 +3,8 @@
 Writes go to the route's caches, authoritative first; reads ask the primary and, on a miss, the
 fallback, writing a fallback hit back into the cache that missed (read repair). The
 non-authoritative side never reaches the caller: its exceptions and False results are counted
-and logged. Routes are recomputed when the flags change, never per call.
+and logged. Routes are recomputed when the flags change, never per call. A fallback answer that
+would cross model families or scopes is withheld and counted (issue 13; README "Provenance").
 """
 
 from __future__ import annotations
