@@ -278,7 +278,7 @@ def _run_event(
             cls, reason = found
         rows.append(  # results.PHASE_COLUMNS
             (
-                stack.phase.name,
+                stack.name,
                 cls,
                 reason,
                 error is None and value is not None,

@@ -44,6 +44,7 @@ class PhaseStack:
 
     def __init__(self, phase: MigrationPhase, facade: CacheFacade) -> None:
         self.phase = phase
+        self.name = phase.name  # an enum's name is a property lookup: read once per row
         self.facade = facade
         self._adapter = facade.adapter
         self._methods: dict[str, Callable[..., Any]] = {}
