@@ -265,16 +265,12 @@ def _run_event(
         diag = stack.call_diagnostics()
         cls = reason = None
         if is_read:
-            memo_key: object = (value, error, diag)
-            try:
-                found = classes.get(memo_key)
-            except TypeError:  # an unhashable answer (a broken candidate): no sharing
-                memo_key, found = None, None
+            # Answers are hashable: the oracle looks every answered signature up by value.
+            found = classes.get((value, error, diag))
             if found is None:
                 stack_obs = Observation(value, error, stack.latency_us)
                 found = _classify(oracle, event, stack_obs, control_obs, diag, miss_reason)
-                if memo_key is not None:
-                    classes[memo_key] = found
+                classes[(value, error, diag)] = found
             cls, reason = found
         rows.append(  # results.PHASE_COLUMNS
             (
