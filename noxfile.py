@@ -1,7 +1,12 @@
-"""Nox sessions for sigcache: tests, lint and typecheck by default; replay, report, gate, bench
-and soak on demand. Dependencies come from pyproject (the `dev` extra); posargs pass through."""
+"""Nox sessions for sigcache: tests, lint and typecheck by default; replay, report, gate, bench,
+replay-speed and soak on demand. Dependencies come from pyproject (the `dev` extra); posargs pass
+through."""
 
 from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
 
 import nox
 
@@ -99,6 +104,29 @@ def bench(session: nox.Session) -> None:
         *session.posargs,
     )
     session.run("sigcache-harness", "report", "--bench", "reports/bench/bench.json")
+
+
+@nox.session(name="replay-speed", python=PYTHON, default=False)
+def replay_speed(session: nox.Session) -> None:
+    """Time the main job and the replay alone on the large recording, pinned to one CPU."""
+    _install(session)
+    cpu = ["--cpu", "0"] if sys.platform == "linux" else []
+    session.run("python", "-m", "harness.replay_speed", "--job", *cpu, *session.posargs)
+    session.run("python", "-m", "harness.replay_speed", *cpu, *session.posargs)
+
+
+@nox.session(name="replay-speed-10x", python=PYTHON, default=False)
+def replay_speed_10x(session: nox.Session) -> None:
+    """Replay a 10x longer generated recording (made once, ~100 MB, kept in the temp dir).
+
+    Long (tens of minutes): memory must not follow the recording's length (compare the peak
+    RSS with `nox -s replay-speed`). `-- PATH` names another place for the recording.
+    """
+    _install(session)
+    default = Path(tempfile.gettempdir()) / "sigcache-replay-x10-seed2.jsonl.gz"
+    recording = session.posargs[0] if session.posargs else str(default)
+    cpu = ["--cpu", "0"] if sys.platform == "linux" else []
+    session.run("python", "-m", "harness.replay_speed", recording, "--generate", "1500000", *cpu)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -16,7 +16,7 @@ from typing import Any
 from harness.gate import Thresholds, Verdict, evaluate, load_thresholds, write_gate_json
 from harness.l2 import replay_l2
 from harness.replayer import ReplayOptions, ReplayOutcome, replay
-from harness.report import read_results, summarize, write_report
+from harness.report import build_tables, read_results, summarize, write_report
 from sigcache.errors import ConfigError
 from sigcache.phases import MigrationPhase
 
@@ -152,10 +152,12 @@ def run_job(
         )
         outcome = replay(recording, options)
     frame = read_results(outcome.results_path)
-    summary = summarize(frame, recording=str(recording), recording_digest=file_digest(recording))
+    tables = build_tables(frame)  # once for the summary and the report (about a second each)
+    digest = file_digest(recording)
+    summary = summarize(frame, recording=str(recording), recording_digest=digest, tables=tables)
     summary["skipped_lines"] = outcome.skipped_lines
     verdicts = _gate_all(summary, phases, thresholds, report_dir, recording, now)
-    write_report(frame, summary, verdicts, report_dir)
+    write_report(frame, summary, verdicts, report_dir, tables=tables)
     if summary_json is not None:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

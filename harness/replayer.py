@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +26,7 @@ from sigcache.legacy import SignatureCache
 from sigcache.migration_config import MigrationConfig
 from sigcache.phases import MigrationPhase
 from sigcache.recording import RecordedEvent, RecordingHeader, read_recording
+from sigcache.routing import CallDiagnostics
 
 __all__ = ["ReplayOptions", "ReplayOutcome", "replay"]
 
@@ -94,9 +95,11 @@ class _MissReasons:
             del self._slot_owner[key]
 
     def reason(self, oracle: Oracle, text: object, owner: Any, now: float) -> str | None:
-        if not isinstance(text, str) or not normalize_thinking_text(text):
+        if not isinstance(text, str):
             return None
         normalized = normalize_thinking_text(text)
+        if not normalized:
+            return None
         slot = self._slot_owner.get(legacy_key(normalized))
         if slot is not None and slot[0] != normalized:
             return "prefix_collision"
@@ -110,11 +113,12 @@ class _MissReasons:
         return "expiry" if now - max(times) > self._ttl else "eviction"
 
 
-def _observe(call: Callable[[], Any]) -> Observation:
+def _observe(cache: SignatureCache, op: str, args: Mapping[str, Any]) -> Observation:
+    """Call a plain legacy cache (the control, the A/A twin) and time it."""
     start = time.perf_counter()
     try:
-        value = call()
-    except Exception as exc:  # the stack's errors are findings, never crashes of the replay
+        value = call_legacy(cache, op, args)
+    except Exception as exc:  # a control's errors are findings too (the A/A check reports them)
         return Observation(
             None, f"{type(exc).__name__}: {exc}", (time.perf_counter() - start) * 1e6
         )
@@ -184,7 +188,7 @@ def _classify(
     event: RecordedEvent,
     stack: Observation,
     control: Observation,
-    diag: Diagnostics,
+    diag: CallDiagnostics | Diagnostics,
     miss_reason: str | None,
 ) -> tuple[str, str | None]:
     """Classify one read. The oracle judges what the new cache answered; an answer the stack took
@@ -219,52 +223,70 @@ def _run_event(
     writer: ResultsWriter,
     now: float,
 ) -> None:
-    spec = OPS[event.op]
-    control_obs = _observe(lambda: call_legacy(control, event.op, event.args))
-    aa_obs = _observe(lambda: call_legacy(aa, event.op, event.args))
+    op, args = event.op, event.args
+    spec = OPS[op]
+    control_obs = _observe(control, op, args)
+    aa_obs = _observe(aa, op, args)
+    is_read = spec.kind == "read"
     if spec.kind == "write":
         _record_write(oracle, misses, event)
-    elif event.op == "clear":
+    elif op == "clear":
         misses.forget()
     miss_reason = None
-    if spec.kind == "read" and spec.store == "main" and not control_obs.hit:
-        miss_reason = misses.reason(
-            oracle, event.args.get("thinking_text"), event.args.get("owner_id"), now
-        )
-    # Columns shared by every phase's row, computed once per event.
+    if is_read and spec.store == "main" and not control_obs.hit:
+        miss_reason = misses.reason(oracle, args.get("thinking_text"), args.get("owner_id"), now)
+    # Columns shared by every phase's row (results.EVENT_COLUMNS), computed once per event.
     recorded = _as_answer(event.result)
     under_legacy = event.phase == "LEGACY_ONLY"
-    head = (event.seq, event.t, event.op, spec.kind, spec.store)
-    control_cols = (control_obs.hit, aa_obs.value == control_obs.value)
-    control_recorded = control_obs.value == recorded if under_legacy else None
-    text_hash = _text_hash(event)
+    shared = (
+        event.seq,
+        event.t,
+        op,
+        spec.kind,
+        spec.store,
+        control_obs.hit,
+        aa_obs.value == control_obs.value,
+        control_obs.value == recorded if under_legacy else None,
+        control_obs.latency_us,
+        _text_hash(event),
+    )
+    # A read's class depends on the event, the stack's answer and its diagnostics only; stacks
+    # answering alike (most do) share one classification, so each event classifies once or twice.
+    classes: dict[object, tuple[str, str | None]] = {}
+    rows = []
     for stack in stacks:
-        stack_obs = _observe(lambda s=stack: s.call(event.op, event.args))  # type: ignore[misc]
-        diag = stack.last_diagnostics()
+        error = None
+        try:
+            value = _as_answer(stack.call(op, args))
+        except Exception as exc:  # the stack's errors are findings, never crashes of the replay
+            value, error = None, f"{type(exc).__name__}: {exc}"
+        diag = stack.call_diagnostics()
         cls = reason = None
-        if spec.kind == "read":
-            cls, reason = _classify(oracle, event, stack_obs, control_obs, diag, miss_reason)
-        writer.add_row(
+        if is_read:
+            # Answers are hashable: the oracle looks every answered signature up by value.
+            found = classes.get((value, error, diag))
+            if found is None:
+                stack_obs = Observation(value, error, stack.latency_us)
+                found = _classify(oracle, event, stack_obs, control_obs, diag, miss_reason)
+                classes[(value, error, diag)] = found
+            cls, reason = found
+        rows.append(  # results.PHASE_COLUMNS
             (
-                stack.phase.name,
-                *head,
+                stack.name,
                 cls,
                 reason,
-                stack_obs.hit,
-                *control_cols,
-                stack_obs.value == recorded if under_legacy else None,
-                control_recorded,
+                error is None and value is not None,
+                value == recorded if under_legacy else None,
                 diag.source,
                 diag.tier,
                 diag.fallback,
                 diag.read_repair,
                 diag.shadow_error,
-                stack_obs.error,
-                stack_obs.latency_us if diag.latency_us is None else diag.latency_us,
-                control_obs.latency_us,
-                text_hash,
+                error,
+                stack.latency_us,
             )
         )
+    writer.add_event(shared, rows)
 
 
 def replay(recording: Path, options: ReplayOptions | None = None) -> ReplayOutcome:

@@ -243,11 +243,13 @@ def write_report(
     summary: dict[str, Any],
     verdicts: Sequence[Verdict],
     out_dir: str | Path,
+    *,
+    tables: ReportTables | None = None,
 ) -> dict[str, Path]:
     """Write report.md, report.html, one CSV per table and summary.json; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(df)
+    tables = tables or build_tables(df)
     paths = {
         "markdown": out / "report.md",
         "html": out / "report.html",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,8 +11,8 @@ from typing import Any
 
 from sigcache.facade import CacheFacade
 from sigcache.migration_config import MigrationConfig
-from sigcache.observers import OperationEvent
 from sigcache.phases import MigrationPhase
+from sigcache.routing import NO_DIAG, CallDiagnostics
 
 __all__ = ["Diagnostics", "PhaseStack", "build_stack"]
 
@@ -25,39 +26,65 @@ class Diagnostics:
     fallback: bool = False
     read_repair: bool = False
     shadow_error: bool = False
-    latency_us: float | None = None  # as the facade measured it, without our observer's cost
+    latency_us: float | None = None  # the facade call alone, without the replay's own cost
 
 
 _NONE = Diagnostics()
 
 
 class PhaseStack:
-    """A facade in one phase, called by recorded op name, remembering each call's diagnostics."""
+    """A facade in one phase, called by recorded op name, remembering each call's diagnostics.
+
+    The diagnostics come from the phase proxy's router (`adapter.last_diagnostics()`), the very
+    record the facade hands its observers. Registering an observer instead would send every
+    call through `CacheFacade.run` (an argument dict, a closure and an `OperationEvent` per
+    call, half of the replay's cost), so the stack switches the router's diagnostics on and
+    times the call itself.
+    """
 
     def __init__(self, phase: MigrationPhase, facade: CacheFacade) -> None:
         self.phase = phase
+        self.name = phase.name  # an enum's name is a property lookup: read once per row
         self.facade = facade
-        self._last = _NONE
-        facade.add_observer(self._observe)
-
-    def _observe(self, event: OperationEvent) -> None:
-        self._last = Diagnostics(
-            event.source,
-            event.tier,
-            event.fallback,
-            event.read_repair,
-            event.shadow_error,
-            event.latency_us,
-        )
+        self._adapter = facade.adapter
+        self._methods: dict[str, Callable[..., Any]] = {}
+        self._raised = False
+        self.latency_us = 0.0  # of the last `call`, raised or not (µs)
+        self._adapter.diagnose = True
 
     def call(self, op: str, args: Mapping[str, Any]) -> Any:
         """Run a recorded op through the facade, as the module API would."""
-        self._last = _NONE
-        return getattr(self.facade, op)(**args)
+        method = self._methods.get(op)
+        if method is None:
+            method = self._methods[op] = getattr(self.facade, op)
+        # The facade resets `diagnose` whenever its mode or observers change: set it every call.
+        self._adapter.diagnose = True
+        self._raised = True
+        start = time.perf_counter()
+        try:
+            result = method(**args)
+        finally:
+            self.latency_us = (time.perf_counter() - start) * 1e6
+        self._raised = False
+        return result
+
+    def call_diagnostics(self) -> CallDiagnostics:
+        """The router's record of the last call (empty when it raised): the replay's fast path."""
+        return NO_DIAG if self._raised else self._adapter.last_diagnostics()
 
     def last_diagnostics(self) -> Diagnostics:
-        """Diagnostics of the last call (empty when the facade published none)."""
-        return self._last
+        """Diagnostics of the last routed call (empty if `call` raised), its latency included."""
+        if self._raised:
+            return _NONE
+        diag = self._adapter.last_diagnostics()
+        return Diagnostics(
+            diag.source,
+            diag.tier,
+            diag.fallback,
+            diag.read_repair,
+            diag.shadow_error,
+            self.latency_us,
+        )
 
 
 @contextmanager
@@ -72,9 +99,9 @@ def build_stack(
         new_l2_db_path=str(workdir / f"{phase.name.lower()}.db"),
         use_migration_adapter=True,
         initial_phase=phase,
-        # Live sampling reads legacy at random off the caller's path, which moves legacy's "last"
-        # (touch) order: with last/recent answered by legacy in NEW_PREFERRED (issue 13), the
-        # replay would no longer be deterministic. The replay compares every read anyway.
+        # No live consistency sampling: its worker thread reads both caches at moments the
+        # replay does not control (moving legacy's LRU order) with an unseeded draw, which made
+        # replays differ from run to run; the replay compares every read anyway.
         consistency_sample_rate=0.0,
     )
     facade = CacheFacade(config, clock=clock, new_cache_factory=new_cache_factory)
