@@ -143,6 +143,7 @@ def _record_write(oracle: Oracle, misses: _MissReasons, event: RecordedEvent) ->
         event.t,
         model=args.get("model"),
         conversation=args.get("conversation_id"),
+        scope=args.get("scope"),
     )
     if spec.store == "main":
         misses.note_write(key, event.t)
@@ -168,6 +169,7 @@ def _facts(
             control,
             miss_reason=miss_reason,
             model=model,
+            scope=args.get("scope"),
         )
     return oracle.unkeyed_facts(
         spec.oracle_store or "main",
@@ -176,6 +178,7 @@ def _facts(
         control,
         model=model,
         conversation=args.get("conversation_id"),
+        scope=args.get("scope"),
     )
 
 
@@ -196,11 +199,31 @@ def _classify(
     cls, reason = classify(stack, control, facts)
     if cls == "legacy_only_hit" and reason is None and diag.shadow_error:
         reason = "new_cache_error"  # the adapter turned the new cache's failure into a miss
+    if cls == "value_mismatch" and reason is None and diag.source == "legacy":
+        reason = _legacy_crossing(oracle, event, stack)
     if cls == "match" and facts.control_crossed not in (None, "no_conversation"):
         # (A read naming no conversation is not a crossing in itself: only the new cache's
         # refusal of it is reported, as isolation.)
         reason = f"legacy_crossed_{facts.control_crossed}"
     return cls, reason
+
+
+def _legacy_crossing(oracle: Oracle, event: RecordedEvent, stack: Observation) -> str | None:
+    """`legacy_crossed_<what>` when the stack's legacy cache answered a last/recent read with
+    a signature of another owner, family, scope or conversation (a finding: harness.compare)."""
+    spec = OPS[event.op]
+    if spec.key_arg is not None:
+        return None
+    args = event.args
+    crossed = oracle.unkeyed_crossing(
+        spec.oracle_store or "main",
+        args.get("owner_id"),
+        stack.value,
+        model=args.get("model"),
+        conversation=args.get("conversation_id"),
+        scope=args.get("scope"),
+    )
+    return None if crossed in (None, "no_conversation") else f"legacy_crossed_{crossed}"
 
 
 def _text_hash(event: RecordedEvent) -> str | None:
