@@ -16,7 +16,7 @@ from typing import Any
 from harness.gate import Thresholds, Verdict, evaluate, load_thresholds, write_gate_json
 from harness.l2 import replay_l2
 from harness.replayer import ReplayOptions, ReplayOutcome, replay
-from harness.report import read_results, summarize, write_report
+from harness.report import NewCacheStats, read_results, summarize, write_report
 from sigcache.errors import ConfigError
 from sigcache.phases import MigrationPhase
 
@@ -91,10 +91,15 @@ def latest_report(root: Path = Path("reports")) -> Path:
     return found[-1].parent
 
 
-def summarize_results(results: Path, recording: Path) -> dict[str, Any]:
+def summarize_results(
+    results: Path, recording: Path, new_cache_stats: NewCacheStats | None = None
+) -> dict[str, Any]:
     """The summary JSON of a results file (docs/contracts.md section 4)."""
     return summarize(
-        read_results(results), recording=str(recording), recording_digest=file_digest(recording)
+        read_results(results),
+        recording=str(recording),
+        recording_digest=file_digest(recording),
+        new_cache_stats=new_cache_stats,
     )
 
 
@@ -152,7 +157,12 @@ def run_job(
         )
         outcome = replay(recording, options)
     frame = read_results(outcome.results_path)
-    summary = summarize(frame, recording=str(recording), recording_digest=file_digest(recording))
+    summary = summarize(
+        frame,
+        recording=str(recording),
+        recording_digest=file_digest(recording),
+        new_cache_stats=outcome.new_cache_stats,
+    )
     summary["skipped_lines"] = outcome.skipped_lines
     verdicts = _gate_all(summary, phases, thresholds, report_dir, recording, now)
     write_report(frame, summary, verdicts, report_dir)

@@ -68,6 +68,8 @@ class ReplayOutcome:
     results_path: Path
     skipped_lines: int = 0
     phases: list[str] = field(default_factory=list)
+    # Per phase: the new cache's numeric stats at the end of its replay (PhaseStack).
+    new_cache_stats: dict[str, dict[str, int | float]] = field(default_factory=dict)
 
 
 class _MissReasons:
@@ -319,4 +321,7 @@ def replay(recording: Path, options: ReplayOptions | None = None) -> ReplayOutco
             if options.progress is not None and count % 1000 == 0:
                 options.progress(count)
         skipped = reader.skipped_lines
-    return ReplayOutcome(header, count, results_path, skipped, [p.name for p in options.phases])
+        # Before the stacks close: what the new cache of each phase counted over the replay.
+        stats = {stack.phase.name: stack.new_cache_stats() for stack in stacks}
+    names = [p.name for p in options.phases]
+    return ReplayOutcome(header, count, results_path, skipped, names, stats)

@@ -1,14 +1,20 @@
 """Findings in the replay (issue 13): scope crossings, legacy's cut values, the stack's own legacy
-answering across conversations."""
+answering across conversations, and how the gate and the report list them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from harness.compare import FINDING_REASONS, Observation, Oracle, classify, finding_name
+from harness.gate import Thresholds, evaluate
+from harness.report import findings_table, new_cache_table, summarize
+from harness.report_render import findings_matrix, headline
 from sigcache.phases import MigrationPhase
 from tests.contract import SIG_A, SIG_B
+from tests.test_gate import phase_summary, summary
 from tests.test_replayer import Call, cls_at, record, run
 
 CLAUDE = "claude-sonnet-4-5"
@@ -76,3 +82,82 @@ def test_finding_names() -> None:
     assert finding_name("value_mismatch", None) is None
     assert finding_name("legacy_only_hit", "eviction") is None
     assert finding_name("match", "legacy_crossed_family") is None  # agreeing is no finding
+
+
+def test_the_verdict_lists_isolation_by_reason_and_passes() -> None:
+    phase = phase_summary()
+    phase["classes"]["isolation"] = 30
+    phase["classes"]["value_mismatch"] = 2
+    phase["control_hit_rate"] = phase["stack_hit_rate"] + 30 / phase["reads"]
+    phase["reasons"] = {
+        "isolation": {"family": 20, "conversation": 7, "no_conversation": 3},
+        "value_mismatch": {"legacy_crossed_conversation": 2},
+    }
+    verdict = evaluate(summary(NEW_ONLY=phase), "NEW_ONLY", Thresholds())
+    assert verdict.outcome == "pass", verdict.failed_rules
+    assert dict(verdict.findings) == {
+        "isolation_conversation": 7,
+        "isolation_family": 20,
+        "isolation_no_conversation": 3,
+        "legacy_crossed_conversation": 2,
+    }
+
+
+def _frame(rows: list[tuple[str, str, str | None]]) -> pd.DataFrame:
+    """A results frame of reads: (phase, class, reason) per row."""
+    return pd.DataFrame(
+        {
+            "phase": [p for p, _, _ in rows],
+            "seq": range(len(rows)),
+            "t": 0.0,
+            "op": "get_cached_signature",
+            "kind": "read",
+            "store": "main",
+            "cls": [c for _, c, _ in rows],
+            "reason": [r for _, _, r in rows],
+            "stack_hit": True,
+            "control_hit": True,
+            "aa_equal": True,
+            "recorded_equal": None,
+            "source": None,
+            "tier": None,
+            "fallback": False,
+            "read_repair": False,
+            "shadow_error": False,
+            "error": None,
+            "latency_us": 1.0,
+            "control_latency_us": 1.0,
+            "text_hash": None,
+        }
+    )
+
+
+def test_findings_and_new_cache_tables() -> None:
+    frame = _frame(
+        [("NEW_ONLY", "isolation", "family")] * 3
+        + [("NEW_ONLY", "value_mismatch", "legacy_truncated")] * 2
+        + [("NEW_ONLY", "legacy_only_hit", "legacy_truncated"), ("NEW_ONLY", "match", None)]
+        + [("DUAL_WRITE", "match", "legacy_crossed_family")]
+    )
+    stats = {"NEW_ONLY": {"provenance_misses": 4, "provenance_misses_family": 3,
+                          "rejected_prefix": 2, "hits": 99}, "LEGACY_ONLY": {}}  # fmt: skip
+    result = summarize(frame, recording="r", recording_digest="d", new_cache_stats=stats)
+    new_only = result["phases"]["NEW_ONLY"]
+    assert new_only["findings"] == {"isolation_family": 3, "legacy_truncated": 3}
+    assert result["phases"]["DUAL_WRITE"]["findings"] == {}
+    assert new_only["new_cache"]["provenance_misses_family"] == 3
+    assert "hits" not in new_only["new_cache"]  # only the provenance and refusal counters
+    assert result["phases"]["DUAL_WRITE"]["new_cache"] == {}
+    # A critical class's findings are no critical finding in the headline.
+    row = headline(result).set_index("phase").loc["NEW_ONLY"]
+    assert row["critical findings"] == 0 and row["legacy findings"] == 6
+    table = findings_table(pd.DataFrame(
+        {"phase": ["NEW_ONLY"] * 2, "cls": ["isolation", "both_miss"],
+         "reason": ["owner", ""], "count": [5, 9], "rate": [0.5, 0.9]}
+    ))  # fmt: skip
+    assert table.to_dict("records") == [
+        {"phase": "NEW_ONLY", "finding": "isolation_owner", "count": 5, "rate": 0.5}
+    ]
+    assert findings_matrix(table).loc["isolation_owner", "NEW_ONLY"] == 5
+    assert new_cache_table(None).empty
+    assert list(new_cache_table(stats).index) == ["NEW_ONLY"]  # LEGACY_ONLY built none
