@@ -216,7 +216,11 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
     from harness.synth import generate_recording
 
     stats = generate_recording(
-        args.out, events=args.events, seed=args.seed, signatures_path=args.signatures
+        args.out,
+        events=args.events,
+        seed=args.seed,
+        signatures_path=args.signatures,
+        profile=args.profile,
     )
     console.print(f"wrote {args.out}: {stats}")
     return 0
