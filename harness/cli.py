@@ -124,6 +124,13 @@ def _add_generate(sub: Any) -> None:
     p.add_argument("--events", type=int, default=5000, help="approximate number of events")
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
     p.add_argument("--signatures", type=Path, help="real_signatures.jsonl to draw from")
+    p.add_argument(
+        "--profile",
+        choices=("provenance", "origin"),
+        default="provenance",
+        help="callers passing model/scope/conversation, with family switches, rewritten tool "
+        "ids and aborted streams (default), or the replaced system's callers alone",
+    )
     p.set_defaults(func=commands.cmd_generate)
 
 

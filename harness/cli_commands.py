@@ -17,7 +17,7 @@ from rich.table import Table
 
 from harness.gate import Verdict, evaluate, gate_exit_code, load_thresholds, write_gate_json
 from harness.pipeline import gate_path, latest_report, run_job, summarize_results
-from harness.report import read_results, write_report
+from harness.report import new_cache_stats_of, read_results, write_report
 from sigcache.errors import ConfigError
 from sigcache.phases import MigrationPhase, parse_phase
 
@@ -86,6 +86,26 @@ def phase_table(summary: dict[str, Any], verdicts: Sequence[Verdict]) -> Table:
     return table
 
 
+def findings_lines(summary: dict[str, Any]) -> list[str]:
+    """Per phase: the legacy defects found (never failures) and the new cache's provenance
+    misses and refused writes, one line each where there are any."""
+    lines = []
+    for name, phase in summary["phases"].items():
+        findings = phase.get("findings") or {}
+        if findings:
+            listed = ", ".join(f"{k} {v:,}" for k, v in sorted(findings.items(), key=_by_count))
+            lines.append(f"{name} findings (legacy defects, not failures): {listed}")
+        counters = {k: v for k, v in (phase.get("new_cache") or {}).items() if v}
+        if counters:
+            listed = ", ".join(f"{k} {v:,}" for k, v in counters.items())
+            lines.append(f"{name} new cache: {listed}")
+    return lines
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
 def rules_table(verdict: Verdict) -> Table:
     """Every rule of one verdict with its measured value and threshold."""
     style = _OUTCOME_STYLE[verdict.outcome]
@@ -117,6 +137,8 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         console.print_json(json.dumps(job.summary))
         return 0
     console.print(phase_table(job.summary, job.verdicts))
+    for line in findings_lines(job.summary):
+        console.print(line, highlight=False)
     if job.outcome.skipped_lines:
         console.print(f"skipped {job.outcome.skipped_lines} bad line(s)")
     console.print(f"report: {job.report_dir / 'report.md'} (and report.html, CSV, summary.json)")
@@ -133,15 +155,19 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         return bench_main([*paths, "--out", str(args.out or Path("reports/bench"))])
     results = args.results or latest_report(args.reports) / "results.parquet"
     recording = args.recording
+    summary_path = results.parent / "summary.json"
+    previous = _load_summary(summary_path)[0] if recording is None or summary_path.is_file() else {}
     if recording is None:
-        summary_path = results.parent / "summary.json"
-        recording = Path(_load_summary(summary_path)[0]["recording"])
+        recording = Path(previous["recording"])
     out = args.out or results.parent
-    summary = summarize_results(results, recording)
+    # The new cache's counters are not in the results file: the replay's summary keeps them.
+    summary = summarize_results(results, recording, new_cache_stats_of(previous))
     thresholds = load_thresholds(args.thresholds)
     verdicts = tuple(evaluate(summary, name, thresholds) for name in summary["phases"])
     write_report(read_results(results), summary, verdicts, out)
     console.print(phase_table(summary, verdicts))
+    for line in findings_lines(summary):
+        console.print(line, highlight=False)
     console.print(f"report: {out / 'report.md'}")
     return 0
 
@@ -190,7 +216,11 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
     from harness.synth import generate_recording
 
     stats = generate_recording(
-        args.out, events=args.events, seed=args.seed, signatures_path=args.signatures
+        args.out,
+        events=args.events,
+        seed=args.seed,
+        signatures_path=args.signatures,
+        profile=args.profile,
     )
     console.print(f"wrote {args.out}: {stats}")
     return 0

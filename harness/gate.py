@@ -15,6 +15,9 @@ under ``value_mismatch`` or ``legacy_only_hit``: legacy answered an aborted stre
 signature, which the new cache refused to store) is a legacy defect the replay surfaces, not a
 wrong or missing answer of the new cache: no rule counts it (``value_mismatch``,
 ``legacy_only_hit_rate``, ``hit_rate_drop``), and the verdict lists it under ``findings``.
+So are ``isolation`` reads (legacy's answer crossed owners, model families, scopes or
+conversations and the new cache refused it), which no rule ever counted: the verdict lists them
+as ``isolation_<reason>`` (``harness.compare.finding_name``).
 
 Live figures (optional): a summary may carry ``live: {PHASE: {"samples": int, "classes": {CLASS:
 int}}}``, the live consistency counts sampled in production while PHASE served traffic (the
@@ -36,7 +39,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from harness.compare import FINDING_REASONS
+from harness.compare import FINDING_REASONS, finding_name
 from sigcache.errors import ConfigError
 from sigcache.gating import GATE_FORMAT, GATE_VERSION, PHASE_NAMES, phase_name
 
@@ -314,11 +317,20 @@ def evaluate(summary: Mapping[str, Any], target: object, thresholds: Thresholds)
     limits = thresholds.for_phase(name)
     rules = _rules(summary, name, limits) + _live_rules(summary, name, limits)
     outcome, reasons = _decide(rules, name)
-    phase = _phases(summary).get(name, {})
-    findings: dict[str, int] = {}
-    for (_, reason), count in _finding_counts(phase).items():
-        findings[reason] = findings.get(reason, 0) + count
+    findings = _findings(_phases(summary).get(name, {}))
     return Verdict(name, outcome, tuple(rules), reasons, findings)
+
+
+def _findings(phase: Mapping[str, Any]) -> dict[str, int]:
+    """Reads per finding (`harness.compare.finding_name`) of one phase summary's reasons."""
+    reasons = phase.get("reasons")
+    found: dict[str, int] = {}
+    for cls, by_reason in reasons.items() if isinstance(reasons, Mapping) else ():
+        for reason, count in by_reason.items() if isinstance(by_reason, Mapping) else ():
+            name, number = finding_name(str(cls), str(reason) or None), _number(count)
+            if name is not None and number:
+                found[name] = found.get(name, 0) + int(number)
+    return dict(sorted(found.items()))
 
 
 def gate_exit_code(verdict: Verdict) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 from harness.gate import Thresholds, Verdict, evaluate, load_thresholds, write_gate_json
 from harness.l2 import replay_l2
 from harness.replayer import ReplayOptions, ReplayOutcome, replay
-from harness.report import build_tables, read_results, summarize, write_report
+from harness.report import NewCacheStats, build_tables, read_results, summarize, write_report
 from sigcache.errors import ConfigError
 from sigcache.phases import MigrationPhase
 
@@ -91,10 +91,15 @@ def latest_report(root: Path = Path("reports")) -> Path:
     return found[-1].parent
 
 
-def summarize_results(results: Path, recording: Path) -> dict[str, Any]:
+def summarize_results(
+    results: Path, recording: Path, new_cache_stats: NewCacheStats | None = None
+) -> dict[str, Any]:
     """The summary JSON of a results file (docs/contracts.md section 4)."""
     return summarize(
-        read_results(results), recording=str(recording), recording_digest=file_digest(recording)
+        read_results(results),
+        recording=str(recording),
+        recording_digest=file_digest(recording),
+        new_cache_stats=new_cache_stats,
     )
 
 
@@ -152,7 +157,8 @@ def run_job(
         )
         outcome = replay(recording, options)
     frame = read_results(outcome.results_path)
-    tables = build_tables(frame)  # once for the summary and the report (about a second each)
+    # Built once for the summary and the report (about a second each).
+    tables = build_tables(frame, outcome.new_cache_stats)
     digest = file_digest(recording)
     summary = summarize(frame, recording=str(recording), recording_digest=digest, tables=tables)
     summary["skipped_lines"] = outcome.skipped_lines

@@ -69,6 +69,8 @@ class ReplayOutcome:
     results_path: Path
     skipped_lines: int = 0
     phases: list[str] = field(default_factory=list)
+    # Per phase: the new cache's numeric stats at the end of its replay (PhaseStack).
+    new_cache_stats: dict[str, dict[str, int | float]] = field(default_factory=dict)
 
 
 class _MissReasons:
@@ -147,6 +149,7 @@ def _record_write(oracle: Oracle, misses: _MissReasons, event: RecordedEvent) ->
         event.t,
         model=args.get("model"),
         conversation=args.get("conversation_id"),
+        scope=args.get("scope"),
     )
     if spec.store == "main":
         misses.note_write(key, event.t)
@@ -172,6 +175,7 @@ def _facts(
             control,
             miss_reason=miss_reason,
             model=model,
+            scope=args.get("scope"),
         )
     return oracle.unkeyed_facts(
         spec.oracle_store or "main",
@@ -180,6 +184,7 @@ def _facts(
         control,
         model=model,
         conversation=args.get("conversation_id"),
+        scope=args.get("scope"),
     )
 
 
@@ -200,11 +205,31 @@ def _classify(
     cls, reason = classify(stack, control, facts)
     if cls == "legacy_only_hit" and reason is None and diag.shadow_error:
         reason = "new_cache_error"  # the adapter turned the new cache's failure into a miss
+    if cls == "value_mismatch" and reason is None and diag.source == "legacy":
+        reason = _legacy_crossing(oracle, event, stack)
     if cls == "match" and facts.control_crossed not in (None, "no_conversation"):
         # (A read naming no conversation is not a crossing in itself: only the new cache's
         # refusal of it is reported, as isolation.)
         reason = f"legacy_crossed_{facts.control_crossed}"
     return cls, reason
+
+
+def _legacy_crossing(oracle: Oracle, event: RecordedEvent, stack: Observation) -> str | None:
+    """`legacy_crossed_<what>` when the stack's legacy cache answered a last/recent read with
+    a signature of another owner, family, scope or conversation (a finding: harness.compare)."""
+    spec = OPS[event.op]
+    if spec.key_arg is not None:
+        return None
+    args = event.args
+    crossed = oracle.unkeyed_crossing(
+        spec.oracle_store or "main",
+        args.get("owner_id"),
+        stack.value,
+        model=args.get("model"),
+        conversation=args.get("conversation_id"),
+        scope=args.get("scope"),
+    )
+    return None if crossed in (None, "no_conversation") else f"legacy_crossed_{crossed}"
 
 
 def _text_hash(event: RecordedEvent) -> str | None:
@@ -318,4 +343,7 @@ def replay(recording: Path, options: ReplayOptions | None = None) -> ReplayOutco
             if options.progress is not None and count % 1000 == 0:
                 options.progress(count)
         skipped = reader.skipped_lines
-    return ReplayOutcome(header, count, results_path, skipped, [p.name for p in options.phases])
+        # Before the stacks close: what the new cache of each phase counted over the replay.
+        stats = {stack.phase.name: stack.new_cache_stats() for stack in stacks}
+    names = [p.name for p in options.phases]
+    return ReplayOutcome(header, count, results_path, skipped, names, stats)

@@ -1,35 +1,43 @@
 """Aggregation of per-event replay results (pandas, pure) and the report files (I/O at the edge).
 
 The results frame has the columns of docs/contracts.md section 4, one row per event and phase.
-Tables: per phase, per phase and op, classes with reasons, latency percentiles per tier. Rates
-are fractions of the group's reads. Rendering lives in :mod:`harness.report_render`
-and :mod:`harness.plots`.
+Tables: per phase, per phase and op, classes with reasons, latency percentiles per tier, findings
+(legacy defects the replay surfaces: `harness.compare.finding_name`) and, when the replay
+collected them, the new cache's provenance misses and refused writes per phase. Rates are
+fractions of the group's reads. Rendering lives in :mod:`harness.report_render` and
+:mod:`harness.plots`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
 
-from harness.compare import CLASSES
+from harness.compare import CLASSES, finding_name
 from harness.gate import Verdict
 from harness.report_render import render_html, render_markdown, rules_table
 from sigcache.gating import PHASE_NAMES
+from sigcache.provenance import PROVENANCE_REASONS, REJECTION_REASONS
 
 __all__ = [
     "COUNTERS",
+    "NEW_CACHE_COUNTERS",
     "PERCENTILES",
     "RESULT_COLUMNS",
     "STACK_TIERS",
+    "NewCacheStats",
     "ReportTables",
     "build_tables",
     "class_table",
+    "findings_table",
     "latency_table",
+    "new_cache_stats_of",
+    "new_cache_table",
     "op_table",
     "phase_table",
     "read_results",
@@ -49,6 +57,17 @@ COUNTERS: Final = (
     "events", "reads", "writes", "stack_hits", "control_hits", "aa_differences", "errors",
     "recorded_mismatches", "fallback_hits", "read_repairs", "shadow_errors",
 )  # fmt: skip
+# The new cache's counters the report shows per phase (issue 13), from its `get_stats()` at the
+# end of each phase's replay: reads refused for their provenance and writes refused by reason.
+NEW_CACHE_COUNTERS: Final = (
+    "provenance_misses",
+    *(f"provenance_misses_{reason}" for reason in PROVENANCE_REASONS),
+    "rejected_writes",
+    *(f"rejected_{reason}" for reason in REJECTION_REASONS),
+    "tool_alias_hits",
+    "tool_alias_ambiguous",
+)
+NewCacheStats = Mapping[str, Mapping[str, object]]  # phase -> the new cache's get_stats()
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
@@ -140,6 +159,56 @@ def class_table(df: pd.DataFrame) -> pd.DataFrame:
 _CLASS_COLUMNS: Final[dict[str, str]] = {
     "phase": "object", "cls": "object", "reason": "object", "count": "int64", "rate": "float64",
 }  # fmt: skip
+_FINDING_COLUMNS: Final[dict[str, str]] = {
+    "phase": "object", "finding": "object", "count": "int64", "rate": "float64",
+}  # fmt: skip
+
+
+def findings_table(classes: pd.DataFrame) -> pd.DataFrame:
+    """Findings per phase (from the class table): reads, and their rate of the phase's reads.
+
+    A finding is a legacy defect the replay surfaces and the gate never counts as a failure:
+    ``isolation_<reason>`` (legacy's answer crossed owners, families, scopes or conversations)
+    and the reasons of `harness.compare.FINDING_REASONS` (e.g. ``legacy_truncated``).
+    """
+    names = pd.Series(
+        [finding_name(str(c), str(r) or None) for c, r in zip(classes["cls"], classes["reason"],
+         strict=True)], index=classes.index, dtype="object",
+    )  # fmt: skip
+    found = classes.assign(finding=names).dropna(subset=["finding"])
+    if found.empty:
+        return pd.DataFrame(columns=list(_FINDING_COLUMNS)).astype(_FINDING_COLUMNS)
+    table = found.groupby(["phase", "finding"], sort=False)[["count", "rate"]].sum().reset_index()
+    order = {p: i for i, p in enumerate(_phase_order(pd.Index(table["phase"].unique())))}
+    keys = table["phase"].map(order)
+    return (
+        table.assign(_k=keys)
+        .sort_values(["_k", "count", "finding"], ascending=[True, False, True])
+        .drop(columns="_k")
+        .reset_index(drop=True)
+    )
+
+
+def new_cache_table(stats: NewCacheStats | None) -> pd.DataFrame:
+    """The new cache's provenance misses and refused writes per phase (NEW_CACHE_COUNTERS).
+
+    One row per phase whose replay built a new cache (LEGACY_ONLY never does); a counter the
+    cache does not report (a candidate's) is left empty.
+    """
+    rows = {
+        str(phase): {name: _count(values.get(name)) for name in NEW_CACHE_COUNTERS}
+        for phase, values in (stats or {}).items()
+        if values
+    }
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(NEW_CACHE_COUNTERS))
+    frame = frame.astype("Int64").rename_axis("phase")
+    return frame.reindex(_phase_order(frame.index))
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
 
 
 def _latency_samples(df: pd.DataFrame) -> pd.DataFrame:
@@ -177,11 +246,21 @@ class ReportTables:
     ops: pd.DataFrame
     classes: pd.DataFrame
     latency: pd.DataFrame
+    findings: pd.DataFrame
+    new_cache: pd.DataFrame
 
 
-def build_tables(df: pd.DataFrame) -> ReportTables:
-    """All report tables from a results frame (pure)."""
-    return ReportTables(phase_table(df), op_table(df), class_table(df), latency_table(df))
+def build_tables(df: pd.DataFrame, new_cache_stats: NewCacheStats | None = None) -> ReportTables:
+    """All report tables from a results frame and the new cache's stats per phase (pure)."""
+    classes = class_table(df)
+    return ReportTables(
+        phase_table(df),
+        op_table(df),
+        classes,
+        latency_table(df),
+        findings_table(classes),
+        new_cache_table(new_cache_stats),
+    )
 
 
 def _latency_summary(latency: pd.DataFrame, phase: str) -> dict[str, dict[str, float | None]]:
@@ -195,8 +274,14 @@ def _latency_summary(latency: pd.DataFrame, phase: str) -> dict[str, dict[str, f
     return result
 
 
-def _phase_summary(row: pd.Series, classes: pd.DataFrame, latency: pd.DataFrame) -> dict[str, Any]:
+def _phase_summary(row: pd.Series, tables: ReportTables) -> dict[str, Any]:
     phase = str(row.name)
+    classes, latency = tables.classes, tables.latency
+    findings = tables.findings[tables.findings["phase"] == phase]
+    new_cache: dict[str, int] = {}
+    if phase in tables.new_cache.index:
+        counts = tables.new_cache.loc[[phase]].iloc[0].dropna()  # one row: a Series
+        new_cache = {str(k): int(v) for k, v in counts.items()}
     reasons = classes[classes["phase"] == phase]
     by_class: dict[str, dict[str, int]] = {}
     for cls, reason, count in (
@@ -216,18 +301,26 @@ def _phase_summary(row: pd.Series, classes: pd.DataFrame, latency: pd.DataFrame)
         "stack_hit_rate": float(row["stack_hit_rate"]) if reads else 0.0,
         "control_hit_rate": float(row["control_hit_rate"]) if reads else 0.0,
         "latency_us": _latency_summary(latency, phase),
+        # Legacy defects the replay surfaced (never failures) and, when the replay collected
+        # them, the new cache's provenance misses and refused writes.
+        "findings": dict(
+            zip(findings["finding"].astype(str), map(int, findings["count"]), strict=True)
+        ),
+        "new_cache": new_cache,
     }
 
 
 def summarize(
-    df: pd.DataFrame, *, recording: str, recording_digest: str, tables: ReportTables | None = None
+    df: pd.DataFrame,
+    *,
+    recording: str,
+    recording_digest: str,
+    tables: ReportTables | None = None,
+    new_cache_stats: NewCacheStats | None = None,
 ) -> dict[str, Any]:
     """The replay summary JSON of docs/contracts.md section 4 (pure)."""
-    tables = tables or build_tables(df)
-    phases = {
-        str(phase): _phase_summary(row, tables.classes, tables.latency)
-        for phase, row in tables.phases.iterrows()
-    }
+    tables = tables or build_tables(df, new_cache_stats)
+    phases = {str(phase): _phase_summary(row, tables) for phase, row in tables.phases.iterrows()}
     # Events of the recording, not rows: each event is replayed once per phase.
     events = int(df["seq"].nunique()) if len(df) else 0
     return {
@@ -235,6 +328,18 @@ def summarize(
         "recording_digest": recording_digest,
         "events": events,
         "phases": phases,
+    }
+
+
+def new_cache_stats_of(summary: Mapping[str, Any]) -> dict[str, Mapping[str, object]]:
+    """The per-phase ``new_cache`` sections of a summary (to rebuild a report from it)."""
+    phases = summary.get("phases")
+    if not isinstance(phases, Mapping):
+        return {}
+    return {
+        str(phase): data["new_cache"]
+        for phase, data in phases.items()
+        if isinstance(data, Mapping) and isinstance(data.get("new_cache"), Mapping)
     }
 
 
@@ -246,10 +351,13 @@ def write_report(
     *,
     tables: ReportTables | None = None,
 ) -> dict[str, Path]:
-    """Write report.md, report.html, one CSV per table and summary.json; returns their paths."""
+    """Write report.md, report.html, one CSV per table and summary.json; returns their paths.
+
+    The new cache's counters come from the summary's per-phase ``new_cache`` sections.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables = tables or build_tables(df)
+    tables = tables or build_tables(df, new_cache_stats_of(summary))
     paths = {
         "markdown": out / "report.md",
         "html": out / "report.html",
@@ -263,10 +371,12 @@ def write_report(
         "ops": tables.ops,
         "classes": tables.classes,
         "latency": tables.latency,
+        "findings": tables.findings,
+        "new_cache": tables.new_cache,
         "gate_rules": rules_table(verdicts),
     }
     for name, table in csvs.items():
         paths[f"csv_{name}"] = out / f"{name}.csv"
-        keep_index = name in ("phases", "ops")
+        keep_index = name in ("phases", "ops", "new_cache")
         table.to_csv(paths[f"csv_{name}"], index=keep_index)
     return paths

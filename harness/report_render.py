@@ -8,14 +8,22 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from harness.compare import CLASSES
+from harness.compare import CLASSES, finding_name
 from harness.gate import LATENCY_FLOOR_US, Verdict
 from harness.plots import class_plot, hit_rate_plot, latency_plot
 
 if TYPE_CHECKING:
     from harness.report import ReportTables
 
-__all__ = ["headline", "markdown_table", "render_html", "render_markdown", "rules_table"]
+__all__ = [
+    "findings_matrix",
+    "headline",
+    "markdown_table",
+    "new_cache_matrix",
+    "render_html",
+    "render_markdown",
+    "rules_table",
+]
 
 _PHASE_COLUMNS = [
     "events", "reads", "stack_hit_rate", "control_hit_rate", *CLASSES, "aa_differences",
@@ -73,10 +81,19 @@ def rules_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
 
 
 def headline(summary: dict[str, Any]) -> pd.DataFrame:
-    """The three numbers that matter most, per phase: critical findings, hit rates, p99 ratio."""
+    """The numbers that matter most, per phase: critical findings (legacy's defects left out),
+    hit rates, p99 ratio, and the legacy defects the replay surfaced."""
     rows = []
     for phase, data in summary.get("phases", {}).items():
         critical = sum(data["classes"].get(c, 0) for c in _CRITICAL) + data["aa_differences"]
+        reasons = data.get("reasons", {})
+        # A finding under a critical class (legacy_truncated, ...) is no failure (harness.gate).
+        critical -= sum(
+            count
+            for cls in _CRITICAL
+            for reason, count in reasons.get(cls, {}).items()
+            if finding_name(cls, reason or None) is not None
+        )
         stack_p99 = data["latency_us"]["stack"]["p99"]
         control_p99 = data["latency_us"]["control"]["p99"]
         ratio = None
@@ -89,9 +106,40 @@ def headline(summary: dict[str, Any]) -> pd.DataFrame:
                 "hit rate (stack)": data["stack_hit_rate"],
                 "hit rate (control)": data["control_hit_rate"],
                 "p99 stack/control": ratio,
+                "legacy findings": sum(data.get("findings", {}).values()),
             }
         )
     return pd.DataFrame(rows)
+
+
+def findings_matrix(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings (rows) by phase (columns): reads, 0 where a phase had none."""
+    if findings.empty:
+        return pd.DataFrame(index=pd.Index([], name="finding"))
+    matrix = findings.pivot_table(
+        index="finding", columns="phase", values="count", aggfunc="sum", fill_value=0, sort=False
+    )
+    phases = list(dict.fromkeys(findings["phase"]))  # the table's phase order
+    return matrix.reindex(columns=phases).astype("int64").rename_axis(columns=None)
+
+
+def new_cache_matrix(new_cache: pd.DataFrame) -> pd.DataFrame:
+    """The new cache's counters (rows) by phase (columns)."""
+    return new_cache.T.rename_axis("counter").rename_axis(columns=None)
+
+
+_FINDINGS_NOTE = (
+    "Legacy defects the replay surfaced, in reads: `isolation_<reason>` (legacy answered across "
+    "owners, model families, scopes or conversations, and the new cache refused), "
+    "`legacy_truncated` (legacy answered an aborted stream's cut signature), "
+    "`legacy_crossed_<what>` (the stack's own legacy answered a last/recent read across them). "
+    "The gate never counts them as failures."
+)
+_NEW_CACHE_NOTE = (
+    "The new cache's `get_stats()` at the end of each phase's replay: reads refused for their "
+    "provenance (`provenance_misses`, by family, scope and conversation) and writes refused, "
+    "by reason (`rejected_*`). LEGACY_ONLY never builds a new cache."
+)
 
 
 def _verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
@@ -102,6 +150,9 @@ def _verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
         failed = f" — failed: {', '.join(v.failed_rules)}" if v.failed_rules else ""
         lines.append(f"- **{v.target}: {v.outcome.upper()}**{failed}")
         lines.extend(f"  - {reason}" for reason in v.reasons)
+        if v.findings:
+            listed = ", ".join(f"{name} {count:,}" for name, count in v.findings.items())
+            lines.append(f"  - findings (not failures): {listed}")
     return lines
 
 
@@ -123,6 +174,18 @@ def render_markdown(
         "## Per phase",
         "",
         markdown_table(phases, index=True),
+        "",
+        "## Findings (legacy defects, never failures)",
+        "",
+        _FINDINGS_NOTE,
+        "",
+        markdown_table(findings_matrix(tables.findings), index=True),
+        "",
+        "## New cache: provenance misses and refused writes",
+        "",
+        _NEW_CACHE_NOTE,
+        "",
+        markdown_table(new_cache_matrix(tables.new_cache), index=True),
         "",
         "## Classes and reasons",
         "",
@@ -195,6 +258,12 @@ def render_html(
         _html_table(headline(summary)),
         f"<h2>Plots</h2>{images}",
         f"<h2>Per phase</h2>{_html_table(phases, index=True)}",
+        "<h2>Findings (legacy defects, never failures)</h2>"
+        f"<p>{html.escape(_FINDINGS_NOTE)}</p>"
+        f"{_html_table(findings_matrix(tables.findings), index=True)}",
+        "<h2>New cache: provenance misses and refused writes</h2>"
+        f"<p>{html.escape(_NEW_CACHE_NOTE)}</p>"
+        f"{_html_table(new_cache_matrix(tables.new_cache), index=True)}",
         f"<h2>Classes and reasons</h2>{_html_table(tables.classes)}",
         f"<h2>Read latency (µs)</h2>{_html_table(tables.latency)}",
         f"<h2>Gate rules</h2>{_html_table(rules_table(verdicts))}",

@@ -86,6 +86,25 @@ class PhaseStack:
             self.latency_us,
         )
 
+    def new_cache_stats(self) -> dict[str, int | float]:
+        """The new cache's numeric `get_stats()` now; empty when it was never built or has none.
+
+        Read at the end of the phase's replay for the report (provenance misses, refused
+        writes). A candidate cache's stats are optional, so anything unusable counts as none.
+        """
+        new = self.facade.new_cache(build=False)
+        try:
+            stats = new.get_stats() if new is not None else {}
+        except Exception:  # a candidate's broken stats must not fail the replay
+            return {}
+        if not isinstance(stats, Mapping):
+            return {}
+        return {
+            str(name): value
+            for name, value in stats.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
+
 
 @contextmanager
 def build_stack(

@@ -5,6 +5,11 @@ resend the whole history every turn (a main-cache read per past thinking block, 
 and recent-signature fallbacks on a miss), Anthropic-format clients re-cache the signatures they
 echo and recover tool signatures, a gateway writes `scid_` sessions. Time is virtual: think time
 between turns, now and then a gap of hours (past the 3600 s TTL). Same seed and size, same bytes.
+
+Profiles: `provenance` (the default) adds what callers that know a signature's provenance pass
+(model, scope, conversation id) and what damages provenance in real traffic: model-family
+switches, account moves, rewritten tool ids, aborted streams (`harness.synth_provenance`).
+`origin` is the replaced system's callers alone, byte for byte what the generator wrote before.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from harness import synth_provenance as prov
 from sigcache import signature_cache as api
+from sigcache.keys import is_valid_signature
+from sigcache.provenance import TOOL_ID_MAX_LENGTH
 from sigcache.recorder import Recorder, RecorderConfig
 
 __all__ = ["DEFAULT_SIGNATURES", "SynthStats", "generate_recording", "run_generate"]
@@ -80,13 +88,45 @@ class Conversation:
     base_signature: str  # the real signature this conversation's signatures vary
     blocks: list[tuple[str, str]] = field(default_factory=list)  # (text, signature) history
     tools: list[str] = field(default_factory=list)  # tool ids in the history
+    # Provenance (profile "provenance" only; harness.synth_provenance).
+    aware: bool = False  # its call sites pass model, scope and conversation id
+    conversation_id: str | None = None
+    scope: str | None = None  # the provider account the proxy pinned it to
+    switch_turn: int | None = None  # the turn at which the user switches model family
+    turn: int = 0
+    long_tool_ids: bool = False  # a CLI client: Gemini tool ids carry `__thought__<sig>`
+    # (text, cut signature, model) of an aborted stream, which the retried request re-sends
+    resend_cut: tuple[str, str, str] | None = None
+
+    def kw(self, *, model: bool = True) -> dict[str, Any]:
+        """The provenance keywords its call sites pass (none from an unaware caller)."""
+        if not self.aware:
+            return {}
+        found: dict[str, Any] = {"model": self.model} if model else {}
+        if self.scope is not None:
+            found["scope"] = self.scope
+        if self.conversation_id is not None:
+            found["conversation_id"] = self.conversation_id
+        return found
 
 
 class Traffic:
     """The simulation: a heap of client actions on a virtual clock, each a module-API call."""
 
-    def __init__(self, rng: random.Random, signatures: dict[str, list[str]], limit: int) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        signatures: dict[str, list[str]],
+        limit: int,
+        *,
+        profile: str = "origin",
+        prov_rng: random.Random | None = None,
+    ) -> None:
         self.rng = rng
+        # Provenance draws come from their own stream: the origin profile's draws, hence its
+        # bytes, stay exactly what they were before provenance existed.
+        self.provenance = profile == "provenance"
+        self.prov = prov_rng or random.Random(0)
         self.signatures = signatures
         self.limit = limit
         self.now = START
@@ -174,89 +214,173 @@ class Traffic:
         if kind == "ide" and rng.random() < 0.85:
             owner = _OWNERS[0] if rng.random() < 0.7 else rng.choice(_OWNERS[1:])
         turns = {"ide": (3, 30), "anthropic": (2, 14), "gateway": (2, 10), "agent": (40, 60)}[kind]
-        return Conversation(
+        conv = Conversation(
             kind=kind, worker=f"synth:{1000 + self.conversations % 4}:worker-{rng.randint(1, 8)}",
             owner=owner, family=family, model=rng.choice(_MODELS[family]), session_id=session,
             first_user=first_user, turns_left=rng.randint(*turns), wraps=rng.random() < 0.4,
             drops_tool_signatures=rng.random() < 0.2,
             base_signature=base or rng.choice(self.signatures[family]),
         )  # fmt: skip
+        if self.provenance:
+            self._add_provenance(conv)
+        return conv
+
+    def _add_provenance(self, conv: Conversation) -> None:
+        p = self.prov
+        conv.aware = p.random() < prov.AWARE_RATE
+        if conv.kind == "gateway":  # the gateway's session is "scid_" + the conversation id
+            conv.conversation_id = conv.session_id.removeprefix("scid_")
+        elif p.random() < prov.CONVERSATION_ID_RATE[conv.kind]:
+            conv.conversation_id = prov.conversation_id(p)
+        if p.random() < prov.SCOPE_RATE:
+            conv.scope = p.choice(prov.scopes_for(conv.owner))
+        if conv.kind == "agent":  # a swarm shares one Claude signature base: Claude models
+            if conv.family != "claude":
+                conv.family, conv.model = "claude", p.choice(_MODELS["claude"])
+            return
+        if conv.kind == "anthropic" and p.random() < prov.ANTHROPIC_GEMINI_RATE:
+            self._set_family(conv, "gemini")
+        if p.random() < prov.FAMILY_SWITCH_RATE and conv.turns_left >= 3:
+            conv.switch_turn = p.randint(2, conv.turns_left)
+        conv.long_tool_ids = conv.kind == "ide" and p.random() < prov.LONG_TOOL_ID_RATE
+
+    def _set_family(self, conv: Conversation, family: str) -> None:
+        conv.family = family
+        conv.model = self.prov.choice(_MODELS[family])
+        conv.base_signature = self.prov.choice(self.signatures[family])
+
+    def _next_request(self, conv: Conversation) -> None:
+        """What changes between two requests of a conversation, before the proxy sees it."""
+        p = self.prov
+        conv.turn += 1
+        if conv.resend_cut is not None:  # the retried request's stream re-caches the cut block
+            text, cut, model = conv.resend_cut
+            conv.resend_cut = None
+            self.call(api.cache_signature, text, cut, model, conv.owner, **conv.kw(model=False))
+        if conv.turn == conv.switch_turn:  # the user picks a model of the other family
+            self._set_family(conv, "gemini" if conv.family == "claude" else "claude")
+        if conv.scope is not None and p.random() < prov.SCOPE_ROTATION_RATE:
+            others = [s for s in prov.scopes_for(conv.owner) if s != conv.scope]
+            conv.scope = p.choice(others)  # a rate limit moved it to another account
 
     # -- requests: what the proxy looks up when the history comes back -------------------------
 
     def _request(self, conv: Conversation) -> None:
+        if self.provenance:
+            self._next_request(conv)
+        kw = conv.kw()
         if conv.kind == "agent":  # an agent resends only its latest block
             if conv.blocks:
-                self.call(api.get_cached_signature, conv.blocks[-1][0])
+                self.call(api.get_cached_signature, conv.blocks[-1][0], **kw)
         elif conv.kind == "ide":
             self._ide_request(conv)
         elif conv.kind == "anthropic":
             self._anthropic_request(conv)
         elif conv.blocks:  # gateway: only the latest assistant message's <think> text
-            self.call(api.get_cached_signature, f"<think>{conv.blocks[-1][0]}</think>")
+            self.call(api.get_cached_signature, f"<think>{conv.blocks[-1][0]}</think>", **kw)
             if self.rng.random() < 0.3:
-                self.call(api.get_session_signature_with_text, conv.session_id)
+                self.call(api.get_session_signature_with_text, conv.session_id, **kw)
             if self.rng.random() < 0.1:
-                self.call(api.get_recent_signature_with_text, 300, None, None)
+                self.call(api.get_recent_signature_with_text, 300, None, None, **kw)
 
     def _ide_request(self, conv: Conversation) -> None:
+        kw = conv.kw()
         messages = [{"role": "user", "content": conv.first_user}]
         for text, _ in conv.blocks:
             sent = f"<think>\n{text}\n</think>" if conv.wraps else text
-            if self.call(api.get_cached_signature, sent, conv.owner) is not None:
+            if self.call(api.get_cached_signature, sent, conv.owner, **kw) is not None:
                 continue
             for level in api.generate_multi_level_fingerprint(messages).values():
-                if self.call(api.get_session_signature, level) is not None:
+                if self.call(api.get_session_signature, level, **kw) is not None:
                     break
             else:
-                self.call(api.get_recent_signature, 300, "cursor", conv.owner)
+                self.call(api.get_recent_signature, 300, "cursor", conv.owner, **kw)
             messages.append({"role": "assistant", "content": text[:80]})
+        if self.provenance and conv.tools and self.prov.random() < prov.TOOL_READ_RATE:
+            # The tool result of the latest call comes back: recover that call's signature.
+            self.call(api.get_tool_signature, self._sent_tool_id(conv.tools[-1]), **kw)
+
+    def _sent_tool_id(self, tool_id: str) -> str:
+        """The id as the client sends it back: rewritten now and then, cut when too long."""
+        if len(tool_id) > TOOL_ID_MAX_LENGTH or self.prov.random() < prov.REWRITE_RATE:
+            return prov.rewrite_tool_id(self.prov, tool_id)
+        return tool_id
 
     def _anthropic_request(self, conv: Conversation) -> None:
+        kw = conv.kw()
+        model = conv.model if conv.aware else None
         for text, signature in conv.blocks:
-            if self.call(api.get_cached_signature, text) is None and len(signature) >= 10:
-                self.call(api.cache_signature, text, signature)
-                self.call(api.cache_session_signature, conv.session_id, signature, text)
+            if self.call(api.get_cached_signature, text, **kw) is None and len(signature) >= 10:
+                self.call(api.cache_signature, text, signature, model, None,
+                          **conv.kw(model=False))  # fmt: skip
+                self.call(api.cache_session_signature, conv.session_id, signature, text, **kw)
         if not conv.drops_tool_signatures:
             return
         for tool_id in conv.tools:
+            sent = self._sent_tool_id(tool_id) if self.provenance else tool_id
             if (
-                self.call(api.get_session_signature, conv.session_id) is None
-                and self.call(api.get_tool_signature, tool_id) is None
+                self.call(api.get_session_signature, conv.session_id, **kw) is None
+                and self.call(api.get_tool_signature, sent, **kw) is None
             ):
-                self.call(api.get_last_signature)
+                self.call(api.get_last_signature, **kw)
 
     # -- responses: what the proxy caches while the new answer streams through -----------------
 
     def _response(self, conv: Conversation) -> None:
         rng = self.rng
+        kw, more = conv.kw(), conv.kw(model=False)
+        model = conv.model if conv.aware else None
         text = self._thinking()
         signature = self._signature(conv.base_signature)
         conv.blocks.append((text, signature))
         if conv.kind == "gateway":
-            self.call(api.cache_session_signature, conv.session_id, signature, "")
+            self.call(api.cache_session_signature, conv.session_id, signature, "", **kw)
             if rng.random() < 0.5:  # the IDE sanitizer path
-                self.call(api.cache_signature, text, signature)
+                self.call(api.cache_signature, text, signature, model, None, **more)
             return
         if conv.family == "gemini" and rng.random() < 0.3:  # signature before any thought text
-            self.call(api.cache_session_signature, conv.session_id, signature)
+            self.call(api.cache_session_signature, conv.session_id, signature, **kw)
         if conv.kind == "anthropic" and rng.random() < 0.03:  # the stream lost its signature
-            found = self.call(api.get_last_signature)
+            found = self.call(api.get_last_signature, **kw)
             signature = found if isinstance(found, str) else signature
-        self.call(api.cache_signature, text, signature, conv.model, conv.owner)
+        self._cache_block(conv, text, signature)
         if conv.kind == "ide":
-            self.call(api.cache_session_signature, conv.session_id, signature, text)
+            self.call(api.cache_session_signature, conv.session_id, signature, text, **kw)
         if rng.random() < 0.35:
-            tool_id = self._tool_id(conv)
+            tool_id = self._tool_id(conv, signature)
             conv.tools.append(tool_id)
-            self.call(api.cache_tool_signature, tool_id, signature)
+            self.call(api.cache_tool_signature, tool_id, signature, **kw)
 
-    def _tool_id(self, conv: Conversation) -> str:
-        if conv.kind == "anthropic":
+    def _cache_block(self, conv: Conversation, text: str, signature: str) -> None:
+        """The streaming writer's main write; now and then the stream aborted (provenance)."""
+        more = conv.kw(model=False)
+        aborted = (
+            self.provenance
+            and self.prov.random() < prov.ABORTED_STREAM_RATE
+            and is_valid_signature(signature)
+        )
+        if not aborted:
+            self.call(api.cache_signature, text, signature, conv.model, conv.owner, **more)
+            return
+        cut = prov.cut_signature(self.prov, signature)
+        if self.prov.random() < 0.5:  # cached at the abort, then the resumed stream's whole one
+            self.call(api.cache_signature, text, cut, conv.model, conv.owner, **more)
+            self.call(api.cache_signature, text, signature, conv.model, conv.owner, **more)
+        else:  # the whole one now; the retried request re-sends the cut block (_next_request)
+            self.call(api.cache_signature, text, signature, conv.model, conv.owner, **more)
+            conv.resend_cut = (text, cut, conv.model)
+
+    def _tool_id(self, conv: Conversation, signature: str) -> str:
+        # Claude upstreams name calls `toolu_01...`; for Gemini the proxy makes `call_<24 hex>`
+        # (generate_tool_call_id), and CLI clients get it with `__thought__<sig>` appended.
+        if conv.kind == "anthropic" and (conv.family == "claude" or not self.provenance):
             return "toolu_01" + "".join(self.rng.choices(_B64[:62], k=22))
         name = self.rng.choice(_TOOLS)
         args = json.dumps({"path": f"src/mod{self.rng.randint(1, 60)}.py"}, sort_keys=True)
-        return "call_" + hashlib.md5((name + args).encode()).hexdigest()[:24]
+        tool_id = "call_" + hashlib.md5((name + args).encode()).hexdigest()[:24]
+        if conv.long_tool_ids and conv.family == "gemini":
+            return prov.encoded_tool_id(tool_id, signature)
+        return tool_id
 
     # -- content ---------------------------------------------------------------------------------
 
@@ -321,13 +445,25 @@ def generate_recording(
     signatures_path: str | Path | None = None,
     created_at: str | None = None,
     concurrency: int = 4,
+    profile: str = "provenance",
 ) -> SynthStats:
-    """Write a recording of `events` module-API calls (overwrites `out`); same seed, same bytes."""
+    """Write a recording of `events` module-API calls (overwrites `out`); same seed, same bytes.
+
+    `profile`: "provenance" (callers pass model, scope and conversation id, and the traffic
+    crosses families, accounts and conversations) or "origin" (the replaced system's callers).
+    """
+    if profile not in prov.PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (known: {', '.join(prov.PROFILES)})")
     out = Path(out)
-    traffic = Traffic(random.Random(seed), load_signatures(Path(signatures_path or
-                      DEFAULT_SIGNATURES)), events)  # fmt: skip
+    pools = load_signatures(Path(signatures_path or DEFAULT_SIGNATURES))
+    traffic = Traffic(random.Random(seed), pools, events, profile=profile,
+                      prov_rng=random.Random(f"provenance:{seed}"))  # fmt: skip
+    # The origin profile's source line is what it always was: its bytes are unchanged.
+    source = f"harness.synth seed={seed} events={events}"
+    if profile != "origin":
+        source += f" profile={profile}"
     config = RecorderConfig(
-        source=f"harness.synth seed={seed} events={events}", record_latency=False,
+        source=source, record_latency=False,
         block_when_full=True, flush_interval=None, compresslevel=9, max_bytes=1 << 40,
     )  # fmt: skip
     out.unlink(missing_ok=True)
@@ -346,17 +482,19 @@ def generate_recording(
 
 
 def run_generate(argv: Sequence[str] | None = None) -> int:
-    """`generate --out PATH [--events N] [--seed S] [--signatures FILE] [--created-at ISO]`."""
+    """`generate --out PATH [--events N] [--seed S] [--profile P] [--signatures FILE]
+    [--created-at ISO]`."""
     parser = argparse.ArgumentParser(prog="sigcache-harness generate")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--signatures", type=Path, default=None)
     parser.add_argument("--created-at", default=None)
+    parser.add_argument("--profile", choices=prov.PROFILES, default="provenance")
     args = parser.parse_args(argv)
     stats = generate_recording(
         args.out, events=args.events, seed=args.seed, signatures_path=args.signatures,
-        created_at=args.created_at,
+        created_at=args.created_at, profile=args.profile,
     )  # fmt: skip
     print(f"wrote {args.out}: {stats}")
     return 0

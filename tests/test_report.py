@@ -215,7 +215,8 @@ def test_write_report(tmp_path: Path, results: pd.DataFrame) -> None:
     paths = write_report(frame, summary, verdicts, tmp_path / "out")
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert names == {"report.md", "report.html", "summary.json", "phases.csv", "ops.csv",
-                     "classes.csv", "latency.csv", "gate_rules.csv"}  # fmt: skip
+                     "classes.csv", "latency.csv", "findings.csv", "new_cache.csv",
+                     "gate_rules.csv"}  # fmt: skip
     markdown = paths["markdown"].read_text(encoding="utf-8")
     head = markdown.splitlines()[:8]
     assert head[0] == "# Replay report: rec.jsonl"
