@@ -165,6 +165,15 @@ UPSERT = (
 GET = (
     f"SELECT {_COLUMNS} FROM entries WHERE store = ? AND owner = ? AND key = ? AND expires_at >= ?"
 )
+# The key look-up of `SQLiteStore.get` and the async bridge: only the columns after the key
+# (store, owner and key are the caller's own parameters). Every selected column costs sqlite3
+# several API calls, each taking the connection mutex: three fewer cut ~15% of the
+# instructions of an L2 hit (2026-11, callgrind). Follows COLUMNS when columns are appended.
+VALUE_COLUMNS = COLUMNS.split(", ", 3)[3]
+GET_VALUES = (
+    f"SELECT {VALUE_COLUMNS} FROM entries "
+    "WHERE store = ? AND owner = ? AND key = ? AND expires_at >= ?"
+)
 EXISTS_ANY_OWNER = "SELECT 1 FROM entries WHERE store = ? AND key = ? AND expires_at >= ? LIMIT 1"
 DELETE = "DELETE FROM entries WHERE store = ? AND owner = ? AND key = ?"
 DELETE_ANY_OWNER = "DELETE FROM entries WHERE store = ? AND key = ?"

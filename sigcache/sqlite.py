@@ -28,7 +28,7 @@ from sigcache.writer import BatchWriter
 
 __all__ = ["BatchWriter", "SQLiteStore", "ensure_schema"]  # BatchWriter: importable as before
 
-_GET = schema.GET
+_GET_VALUES = schema.GET_VALUES
 _from_row = Entry.from_row
 # Reads re-check that the path still names the open file at most this often (seconds); the
 # writer checks before every batch.
@@ -301,10 +301,12 @@ class SQLiteStore:
             now,
         )
         try:
-            row = conn.execute(_GET, params).fetchone()
+            row = conn.execute(_GET_VALUES, params).fetchone()
         except sqlite3.Error as exc:
             raise self._read_failed(exc, "read") from exc
-        return None if row is None else _from_row(row)
+        # The row holds the columns after the key (GET_VALUES); the caller's own store, owner
+        # and key complete it (equal to the stored ones: the look-up matched them exactly).
+        return None if row is None else _from_row((store, owner, key, *row))
 
     def get_many(self, store: str, owner: str, keys: Sequence[str], now: float) -> dict[str, Entry]:
         """Live entries for many keys, one query per `schema.MAX_KEYS_PER_QUERY` keys."""

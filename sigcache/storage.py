@@ -58,6 +58,9 @@ ALIAS = "alias"
 STORES = (MAIN, TOOL, SESSION, ALIAS)
 
 
+_new_tuple = tuple.__new__
+
+
 class StorageRecreatedError(StorageError):
     """The store's file was deleted or replaced under it and is recreated: retry the call once."""
 
@@ -110,7 +113,9 @@ class Entry(NamedTuple):
             and conversation.__class__ is not bytes
             and scope.__class__ is not bytes
         ):
-            return cls(*row)  # type: ignore[arg-type]  # the common case: nothing to decode
+            # The common case: nothing to decode. tuple.__new__ skips the generated __new__
+            # (a Python call binding nine arguments): ~0.3 µs less per L2 hit.
+            return _new_tuple(cls, row)
         return cls(
             str(store),
             read_text(owner),
