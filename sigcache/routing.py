@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sigcache.interface import SignatureCacheProtocol
+from sigcache.keys import normalize_thinking_text
 from sigcache.migration_stats import CacheSide, Tally
 from sigcache.phases import PhaseFlags
 from sigcache.strategies import ReadPlan, WritePlan, read_plan, write_plan
@@ -99,7 +100,10 @@ class ShadowLog:
 def _repair_main(
     missed: Cache, _src: Cache, args: tuple[Any, ...], sig: str, model: str | None
 ) -> bool:
-    return missed.set(args[0], sig, model, args[1])
+    # The normalised text, not the reader's: a `<think>`-wrapped read must not make the repaired
+    # cache's last/recent `_with_text` answers return the wrapper the writer never sent.
+    text = normalize_thinking_text(args[0]) if isinstance(args[0], str) else args[0]
+    return missed.set(text, sig, model, args[1])
 
 
 def _repair_tool(

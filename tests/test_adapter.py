@@ -347,3 +347,12 @@ class TestLayeredNewOnlyContract(_LayeredAdapterContract):
     owner_strict = True
     provenance_strict = True
     prefix_collisions = False
+
+
+def test_read_repair_stores_the_normalised_text_not_the_readers_wrapper() -> None:
+    """A `<think>`-wrapped read repairs legacy with the bare text: its last `_with_text` agrees."""
+    stack = Stack(P.DUAL_WRITE)
+    stack.new.inner.set("plan the fix", SIG_A)
+    assert stack.adapter.get("<think>plan the fix</think>") == SIG_A
+    assert stack.adapter.last_diagnostics().read_repair
+    assert stack.legacy.get_last_signature_with_text() == (SIG_A, "plan the fix")
