@@ -41,10 +41,10 @@ class SpeedResult:
     phases: int
     wall_s: float
     cpu_s: float  # every thread of the process, user + system
-    main_thread_cpu_s: float | None  # Linux only
+    main_thread_cpu_s: float | None  # Linux only; up to the replay's last 1000 events
     other_threads_cpu_s: float | None  # the L2 writer threads, mostly
     peak_rss_mb: float
-    rss_mb_by_quarter: list[float] = field(default_factory=list)  # at 25/50/75/100 % of events
+    rss_mb_by_quarter: list[float] = field(default_factory=list)  # 25/50/75/100 % of the replay
 
     @property
     def events_per_s(self) -> float:
@@ -134,14 +134,15 @@ def _report(result: SpeedResult) -> str:
         f"  wall {result.wall_s:.1f} s, CPU {result.cpu_s:.1f} s, "
         f"{result.events_per_s:,.0f} events/s, peak RSS {result.peak_rss_mb:.0f} MB",
     ]
+    during = " during the replay" if result.job else ""  # the probes stop when the report starts
     if result.main_thread_cpu_s is not None:
         lines.append(
-            f"  CPU by thread: main {result.main_thread_cpu_s:.1f} s, "
+            f"  CPU by thread{during}: main {result.main_thread_cpu_s:.1f} s, "
             f"others (L2 writers) {result.other_threads_cpu_s or 0.0:.1f} s"
         )
     if result.rss_mb_by_quarter:
         marks = ", ".join(f"{mb:.0f}" for mb in result.rss_mb_by_quarter)
-        lines.append(f"  RSS at 25/50/75/100 % of the events: {marks} MB")
+        lines.append(f"  RSS at 25/50/75/100 % of the events{during}: {marks} MB")
     return "\n".join(lines)
 
 
