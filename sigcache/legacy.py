@@ -580,10 +580,14 @@ class SignatureCache:
         """The entry `get_recent_signature` answers with."""
         with self._lock:
             now = self._clock()
+            # The origin sorted each store newest first and took the first entry inside the
+            # window; the window test only gets likelier for newer entries, so the newest entry
+            # (`max` keeps the first of equal timestamps, as the stable sort did) decides, in
+            # O(n) instead of a sort per call (11 % of a replay, growing with the stores).
             for store in (self._tool_signatures, self._session_signatures):
-                for entry in sorted(store.values(), key=lambda e: e.timestamp, reverse=True):
-                    if now - entry.timestamp < window:
-                        return entry
+                newest = max(store.values(), key=_timestamp, default=None)
+                if newest is not None and now - newest.timestamp < window:
+                    return newest
             for entry in reversed(self._cache.values()):
                 if now - entry.timestamp < window and _strict_owner(owner_id, entry):
                     return entry
@@ -612,17 +616,19 @@ class SignatureCache:
             for entry in reversed(self._cache.values()):
                 if now - entry.timestamp < window and _strict_owner(owner_id, entry):
                     return entry
-            sessions = sorted(
-                self._session_signatures.values(), key=lambda e: e.timestamp, reverse=True
+            eligible = (
+                entry
+                for entry in self._session_signatures.values()
+                if entry.thinking_text and _strict_owner(owner_id, entry)
             )
-            for entry in sessions:
-                if (
-                    now - entry.timestamp < window
-                    and entry.thinking_text
-                    and _strict_owner(owner_id, entry)
-                ):
-                    return entry
+            newest = max(eligible, key=_timestamp, default=None)  # as above: newest decides
+            if newest is not None and now - newest.timestamp < window:
+                return newest
         return None
+
+
+def _timestamp(entry: CacheEntry) -> float:
+    return entry.timestamp
 
 
 def _window(time_window_seconds: object, client_type: object) -> float | None:

@@ -333,3 +333,56 @@ def test_answer_provenance_names_the_entry_behind_a_last_or_recent_answer() -> N
     clock.advance(4000)
     assert cache.get_last_signature_with_text() is None
     assert cache.answer_provenance() is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    writes=st.lists(
+        st.tuples(
+            st.sampled_from(["tool", "session"]),
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.sampled_from([0.0, 0.0, 5.0, 100.0, 400.0]),
+            st.sampled_from([None, "o1"]),
+            st.booleans(),
+        ),
+        max_size=12,
+    ),
+    window=st.sampled_from([1, 50, 300, 1000]),
+    owner=st.sampled_from([None, "o1", "o2"]),
+)
+def test_recent_answers_are_the_origins_sort_then_scan(
+    writes: list[tuple[str, str, float, str | None, bool]], window: int, owner: str | None
+) -> None:
+    """The O(n) newest-entry scan answers exactly as the origin's sort-newest-first-then-scan."""
+    clock = FakeClock(1_000.0)
+    cache = SignatureCache(clock=clock)
+    for store, key, advance, writer, with_text in writes:
+        clock.advance(advance)
+        signature = SIG_A if key in "ab" else SIG_B
+        if store == "tool":
+            cache.cache_tool_signature(f"tool-{key}", signature, writer)
+        else:
+            text = f"text {key}" if with_text else ""
+            cache.cache_session_signature(f"sess-{key}", signature, text, writer)
+    clock.advance(10.0)
+    now = clock()
+
+    def origin_recent() -> str | None:
+        for store in (cache._tool_signatures, cache._session_signatures):
+            for entry in sorted(store.values(), key=lambda e: e.timestamp, reverse=True):
+                if now - entry.timestamp < window:
+                    return entry.signature
+        return None
+
+    def origin_recent_text() -> tuple[str, str] | None:
+        sessions = sorted(
+            cache._session_signatures.values(), key=lambda e: e.timestamp, reverse=True
+        )
+        for entry in sessions:
+            strict = owner is None or entry.owner_id == owner
+            if now - entry.timestamp < window and entry.thinking_text and strict:
+                return (entry.signature, entry.thinking_text)
+        return None
+
+    assert cache.get_recent_signature(window) == origin_recent()
+    assert cache.get_recent_signature_with_text(window, owner_id=owner) == origin_recent_text()
