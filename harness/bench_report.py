@@ -2,8 +2,11 @@
 
 Per group: median, P90, P99 and max per call, the percentiles taken over the rounds kept in the
 JSON `data` field (each round's time per iteration), and each median's ratio to the group's
-baseline. Ratio goals ("targets") travel in each benchmark's `extra_info`, so the report needs
-nothing but the JSON. Ratios are only ever taken inside one file: one run, one machine state.
+baseline. A scaling group (every row names its `series` and `entries`) has a baseline per size
+instead: each row's ratio is to the baseline series at its own size, next to its growth from
+the series' smallest size. Ratio goals ("targets") travel in each benchmark's `extra_info`, so
+the report needs nothing but the JSON. Ratios are only ever taken inside one file: one run, one
+machine state.
 """
 
 from __future__ import annotations
@@ -196,6 +199,9 @@ def render(document: dict[str, Any], source: str, plots: Sequence[str] = ()) -> 
         if all(_is_delay(row) for row in members):
             out += _delay_table(members, base)
             continue
+        if all(_is_scaling(row) for row in members):
+            out += _scaling_table(members)
+            continue
         out += [
             "| benchmark | median µs | P90 µs | P99 µs | max µs | rounds | ratio to baseline |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -226,6 +232,39 @@ def render(document: dict[str, Any], source: str, plots: Sequence[str] = ()) -> 
 def _is_delay(row: BenchRow) -> bool:
     """A row whose figures are delays it measured itself (`p50_s`, ...), not its timing."""
     return "p50_s" in row.extra
+
+
+def _is_scaling(row: BenchRow) -> bool:
+    """A row of one series measured at several sizes (`series`, `entries`), per-size baselines."""
+    return "series" in row.extra and "entries" in row.extra
+
+
+def _scaling_table(members: Sequence[BenchRow]) -> list[str]:
+    """Per size and series: median, P99, ratio to the same size's baseline, growth from smallest."""
+    sizes = sorted({int(row.extra["entries"]) for row in members})
+    base_series = {str(row.extra["series"]) for row in members if row.baseline}
+    by_key = {(str(row.extra["series"]), int(row.extra["entries"])): row for row in members}
+    smallest: dict[str, BenchRow] = {}
+    for row in sorted(members, key=lambda r: int(r.extra["entries"])):
+        smallest.setdefault(str(row.extra["series"]), row)
+    lines = [
+        "| entries | benchmark | median µs | P99 µs | rounds | ratio to baseline (same size) "
+        f"| growth vs {sizes[0]:,} |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    # Within a size: the baseline first, then the others by median.
+    for row in sorted(members, key=lambda r: (int(r.extra["entries"]), not r.baseline, r.median)):
+        series, entries = str(row.extra["series"]), int(row.extra["entries"])
+        base = next((by_key[(s, entries)] for s in base_series if (s, entries) in by_key), None)
+        ratio = f"{row.median / base.median:.2f}x" if base and base.median else "n/a"
+        first = smallest[series]
+        growth = f"{row.median / first.median:.2f}x" if first.median else "n/a"
+        name = f"{series} (baseline)" if row.baseline else series
+        lines.append(
+            f"| {entries:,} | {name} | {_us(row.median)} | {_us(row.p99)} | {row.rounds} | "
+            f"{ratio} | {growth} |"
+        )
+    return lines
 
 
 def _ms(seconds: object) -> str:
@@ -279,12 +318,16 @@ def plot_medians(rows: Sequence[BenchRow], path: Path) -> None:
 
 
 def plot_scaling(rows: Sequence[BenchRow], path: Path) -> bool:
-    """Median against the number of entries, one line per scaling group; False if none."""
-    series = {
-        group: sorted((int(r.extra["entries"]), r.median * 1e6) for r in members)
-        for group, members in _groups(rows).items()
-        if all("entries" in r.extra for r in members)
-    }
+    """Median against the number of entries, one line per scaling group or series; False if none."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for group, members in _groups(rows).items():
+        if not all("entries" in r.extra for r in members):
+            continue
+        for row in members:  # one line per series of a group (the group if it has one)
+            name = f"{group}: {row.extra['series']}" if "series" in row.extra else group
+            series.setdefault(name, []).append((int(row.extra["entries"]), row.median * 1e6))
+    for points in series.values():
+        points.sort()
     if not series:
         return False
     figure = Figure(figsize=(6, 4))

@@ -92,3 +92,27 @@ def test_delays_and_write_throughput() -> None:
     assert "| redis shared state | 50.0 | 100.0 | 120.0 | 20 | 0.50x |" in text
     assert "| sqlite shared state (baseline) | 100.0 | 200.0 | 250.0 | 20 | 1.00x |" in text
     assert "bare: 1,000,000 writes/s" in text
+
+
+def test_scaling_series_have_a_baseline_per_size(tmp_path: Path) -> None:
+    document = _document()
+    group = "scaling: L2 hit"
+    for entries, ours, bare in ((1000, 10e-6, 8e-6), (1000000, 25e-6, 20e-6)):
+        document["benchmarks"] += [
+            _bench(group, f"ours {entries}", [ours] * 5, entries=entries, series="ours"),
+            _bench(group, f"bare {entries}", [bare] * 5, entries=entries, series="bare",
+                   baseline=True),
+        ]  # fmt: skip
+    text = render(document, "bench.json")
+    header = "| entries | benchmark | median µs | P99 µs | rounds | ratio to baseline (same size) |"
+    assert header + " growth vs 1,000 |" in text
+    assert "| 1,000 | bare (baseline) | 8.000 | 8.000 | 5 | 1.00x | 1.00x |" in text
+    assert "| 1,000 | ours | 10.0 | 10.0 | 5 | 1.25x | 1.00x |" in text
+    assert "| 1,000,000 | bare (baseline) | 20.0 | 20.0 | 5 | 1.00x | 2.50x |" in text
+    assert "| 1,000,000 | ours | 25.0 | 25.0 | 5 | 1.25x | 2.50x |" in text
+    # The other groups keep their table; the L1 scaling group (no series) included.
+    assert "| n=10000 | 2.000 | 2.000 | 2.000 | 2.000 | 5 | 2.00x |" in text
+    source = tmp_path / "bench.json"
+    source.write_text(json.dumps(document), encoding="utf-8")
+    assert main([str(source), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "bench-scaling.png").stat().st_size > 0
