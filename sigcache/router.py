@@ -265,9 +265,9 @@ class PhaseRouter:
         self, side: CacheSide, op: str, args: tuple[Any, ...], kwargs: Kwargs = NO_KWARGS
     ) -> Any:
         """The second write, telling a new cache that can skip validation that it may."""
-        if side is CacheSide.NEW and self._skips_validation():
+        if side is CacheSide.NEW:
             cache = self._new(True)
-            if cache is not None:
+            if cache is not None and self._takes(cache)[0]:
                 try:
                     return getattr(cache, op)(*args, validated=True, **kwargs)
                 except Exception as exc:  # a shadow failure is counted, never raised
@@ -275,16 +275,14 @@ class PhaseRouter:
                     return None
         return self._attempt(side, op, args, kwargs)[0]
 
-    def _skips_validation(self) -> bool:
-        """True when the new cache's writes take `validated=True` (checked once per cache)."""
-        return self._takes()[0]
-
-    def _takes(self) -> tuple[bool, bool]:
-        """Whether the new cache's `set` takes (`validated`, `validated` and `written_at`).
+    def _takes(self, cache: Cache | None = None) -> tuple[bool, bool]:
+        """Whether the new cache's `set` takes (`validated`, `validated` and `written_at`),
+        checked once per cache.
 
         A deferred write needs both: it was validated by legacy and happened earlier.
         """
-        cache = self._provide(False)  # not `_new`: asking must not apply deferred writes
+        if cache is None:
+            cache = self._provide(False)  # not `_new`: asking must not apply deferred writes
         known, takes = self._validated
         if cache is None or cache is known:
             return takes
