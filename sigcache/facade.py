@@ -72,12 +72,16 @@ class CacheFacade(FacadeOperations):
             read_repair=cfg.read_repair,
             failure_policy=cfg.dual_write_failure_policy,
         )
+        if cfg.async_write_to_new:
+            self.adapter.defer_shadow_writes(clock)
         self.phase_sync: PhaseSync | None = None  # set by whoever shares the state
         self.sampler = LiveSampler(
-            self.legacy, self._new_cache, lambda: self.flags.phase.name, cfg.consistency_sample_rate
+            self.legacy, self._drained, lambda: self.flags.phase.name, cfg.consistency_sample_rate
         )
         self.adapter.sampler = self.sampler if cfg.consistency_sample_rate > 0 else None
-        self.backfills = BackfillJobs(self.legacy, self._new.get, clock, self._audit_backfill)
+        self.backfills = BackfillJobs(
+            self.legacy, lambda: self.new_cache(True), clock, self._audit_backfill
+        )
         self.observers = ObserverList()
         self.fast = False  # True: mode off and nobody observing
         # What module functions may call directly (legacy or the adapter); None: go through run()
@@ -104,9 +108,16 @@ class CacheFacade(FacadeOperations):
         self.close()
 
     def _new_cache(self, build: bool) -> Cache | None:
+        # The router's provider: the router applies deferred writes itself before it reads, and
+        # must be able to ask without applying them. Everyone else goes through `_drained`.
         # An existing L2 file may hold entries from an earlier run: invalidate and clear must
         # reach them even before any read or write has built the new cache.
         return self._new.get(build or (not self._new.built and os.path.exists(self.db_path)))
+
+    def _drained(self, build: bool) -> Cache | None:
+        """The new cache with every deferred DUAL_WRITE write applied first."""
+        self.adapter.drain_shadow()
+        return self._new_cache(build)
 
     def _new_cache_ready(self) -> str | None:
         self._new.retry()
@@ -163,11 +174,18 @@ class CacheFacade(FacadeOperations):
 
     def get_migration_status(self) -> dict[str, Any]:
         """Mode, phase, flags, stats, history, persistence and env conflicts (numbers, not text)."""
+        self.adapter.drain_shadow()  # counters of deferred writes land when they are applied
         writes, reads = self.stats.snapshot()
         status = self.control.status()
         status["dual_write_stats"] = writes
         status["read_stats"] = reads
         status["read_repair"] = self.config.read_repair
+        shadow = self.adapter.shadow
+        status["flags"]["write"]["async_to_new"] = shadow is not None
+        status["shadow_writes"] = {
+            "async": shadow is not None,
+            **(shadow.stats() if shadow else {"pending": 0, "applied": 0}),
+        }
         status["new_cache"] = {"built": self._new.built, "error": self._new.error}
         status["live_consistency"] = live = self.sampler.stats()
         status["flags"]["debug"]["validate_consistency"] = live["enabled"]
@@ -243,7 +261,7 @@ class CacheFacade(FacadeOperations):
         """With mode off the adapter is bypassed; a built new cache must still forget."""
         if self.control.enabled:
             return
-        new = self._new_cache(False)
+        new = self._drained(False)
         if new is None:
             return
         try:
@@ -255,6 +273,7 @@ class CacheFacade(FacadeOperations):
 
     def get_cache_stats(self) -> dict[str, Any]:
         """Legacy stats shape plus migration counters; every rate a float in [0, 1]."""
+        self.adapter.drain_shadow()
         stats: dict[str, Any] = dict(self.adapter.get_stats())
         if not self.control.enabled:
             stats["hit_rate"] = stats.get("hit_ratio", 0.0)  # the legacy cache answered alone
@@ -268,6 +287,7 @@ class CacheFacade(FacadeOperations):
 
     def reset_cache_stats(self) -> None:
         """Zero the migration counters and both caches' counters."""
+        self.adapter.drain_shadow()  # a write made before the reset is not counted after it
         self.adapter.reset_stats()
 
     def get_signature_cache(self) -> Cache:
@@ -275,7 +295,8 @@ class CacheFacade(FacadeOperations):
         return self.legacy
 
     def new_cache(self, build: bool = False) -> Cache | None:
-        """The new cache (built first if `build`), or None."""
+        """The new cache (built first if `build`), or None; deferred writes applied first."""
+        self.adapter.drain_shadow()
         return self._new.get(build)
 
     def close(self) -> None:
@@ -284,5 +305,6 @@ class CacheFacade(FacadeOperations):
             self.phase_sync.stop()  # before the store it polls is closed
         self.backfills.close()
         self.sampler.close()
+        self.adapter.defer_shadow_writes(None)  # applies what is queued, stops the thread
         self._new.close()
         self.control.store.close()

@@ -40,6 +40,7 @@ ENV_VARS: dict[str, str] = {
     "CACHE_DUAL_WRITE_FAILURE_POLICY": "dual_write_failure_policy",
     "CACHE_CONSISTENCY_SAMPLE_RATE": "consistency_sample_rate",
     "CACHE_BACKFILL_ON_DUAL_WRITE": "backfill_on_dual_write",
+    "CACHE_ASYNC_WRITE_TO_NEW": "async_write_to_new",
 }
 
 
@@ -127,6 +128,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dual_write_failure_policy": _policy,
     "consistency_sample_rate": _fraction,
     "backfill_on_dual_write": _backfill_mode,
+    "async_write_to_new": parse_bool,
 }
 
 _T = TypeVar("_T")
@@ -148,6 +150,9 @@ class MigrationConfig:
     read_repair: bool = True  # write a fallback hit back into the cache that missed
     consistency_sample_rate: float = 0.01  # share of keyed reads compared live; 0 = off
     backfill_on_dual_write: BackfillMode = "on_demand"  # "auto": backfill on entering DUAL_WRITE
+    # DUAL_WRITE's new-cache write applied off the caller's path (sigcache.shadow). Off by
+    # default: the replaced system's default was on, and it lost writes (README "Deferred writes").
+    async_write_to_new: bool = False
     use_migration_adapter: bool = False  # migration mode at start of a new database
     initial_phase: MigrationPhase = MigrationPhase.LEGACY_ONLY  # phase of a new database
     env_use_migration_adapter: str = ""  # raw CACHE_USE_MIGRATION_ADAPTER, for the status

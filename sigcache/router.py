@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ from sigcache.routing import (
     legacy_tally,
     route_for,
 )
+from sigcache.shadow import ShadowWrite, ShadowWriter
 
 __all__ = ["NO_KWARGS", "NewCacheProvider", "PhaseRouter", "Sampler", "provenance_kwargs"]
 
@@ -110,7 +112,7 @@ class PhaseRouter:
         failure_policy: str = "log",
     ) -> None:
         self.legacy = legacy
-        self._new = new_cache
+        self._provide = new_cache
         self.flags = flags
         self.stats = stats or MigrationStats()
         self.read_repair = read_repair
@@ -120,19 +122,66 @@ class PhaseRouter:
         self._local = threading.local()
         self._tally = legacy_tally(legacy)
         self._active = True  # False while the facade bypasses this router (mode off)
-        self._validated: tuple[object, bool] = (None, False)  # (new cache, takes validated=)
+        # (new cache, (takes validated=, takes validated= and written_at=))
+        self._validated: tuple[object, tuple[bool, bool]] = (None, (False, False))
         self._route = route_for(flags.effective)
         self.fast_legacy = False  # main get/set go straight to legacy, counted by its counters
+        self.shadow: ShadowWriter | None = None  # DUAL_WRITE's new-cache writes, deferred
+        self._shadow_clock: Callable[[], float] = time.time
         flags.subscribe(self._flags_changed)
 
     # -- routes -----------------------------------------------------------------------------
 
     def _flags_changed(self, flags: PhaseFlags) -> None:
+        self.drain_shadow()  # queued writes land under the phase they were made in
         self._apply(route_for(flags), self._active)
 
     def set_active(self, active: bool) -> None:
         """Tell the router whether traffic reaches it (the facade's migration mode)."""
+        self.drain_shadow()
         self._apply(self._route, active)
+
+    # -- deferred shadow writes (sigcache.shadow) ---------------------------------------------
+
+    def defer_shadow_writes(self, clock: Callable[[], float] | None) -> None:
+        """Apply DUAL_WRITE's new-cache writes off the caller's path (`clock`: write times); None:
+        inline again, after applying what is queued."""
+        if clock is None:
+            if self.shadow is not None:
+                self.shadow.close()
+                self.shadow = None
+            return
+        self._shadow_clock = clock
+        if self.shadow is None:
+            self.shadow = ShadowWriter(self._apply_shadow)
+
+    def drain_shadow(self) -> None:
+        """Apply every deferred write now, in this thread (before anything reads the new cache)."""
+        shadow = self.shadow
+        if shadow is not None:
+            shadow.drain()
+
+    def _new(self, build: bool) -> Cache | None:
+        """The new cache, with every deferred write applied to it first."""
+        shadow = self.shadow
+        if shadow is not None:
+            shadow.drain()
+        return self._provide(build)
+
+    def _apply_shadow(self, write: ShadowWrite) -> None:
+        """One deferred write, counted as the inline write would have been (never raises)."""
+        op, args, kwargs, written_at = write
+        ok = False
+        cache = self._provide(True)
+        if cache is not None:
+            try:
+                ok = getattr(cache, op)(*args, validated=True, written_at=written_at, **kwargs)
+                ok = ok is True
+            except Exception as exc:  # a shadow failure is counted, never raised
+                self._shadow_log.failure(CacheSide.NEW, op, type(exc).__name__)
+        if not ok:
+            self._shadow_log.failure(CacheSide.NEW, op, "write refused")
+        self.stats.record_write({CacheSide.LEGACY: True, CacheSide.NEW: ok}, CacheSide.LEGACY, 0)
 
     def _apply(self, route: Route, active: bool) -> None:
         fast = route.legacy_only and self._tally is not None
@@ -195,6 +244,13 @@ class PhaseRouter:
             if not result:
                 skipped = True  # not attempted: never a failure
                 continue
+            deferred = self.shadow
+            if deferred is not None and side is CacheSide.NEW and self._takes()[1]:
+                # Counted when applied, as one write to both caches (sigcache.shadow).
+                deferred.submit((op, args, kwargs, self._shadow_clock()))
+                if self.diagnose:
+                    self._local.diag = CallDiagnostics(first.value)
+                return result
             ok = self._secondary(side, op, args, kwargs) is True
             attempted[side] = ok
             if not ok:
@@ -209,9 +265,9 @@ class PhaseRouter:
         self, side: CacheSide, op: str, args: tuple[Any, ...], kwargs: Kwargs = NO_KWARGS
     ) -> Any:
         """The second write, telling a new cache that can skip validation that it may."""
-        if side is CacheSide.NEW and self._skips_validation():
+        if side is CacheSide.NEW:
             cache = self._new(True)
-            if cache is not None:
+            if cache is not None and self._takes(cache)[0]:
                 try:
                     return getattr(cache, op)(*args, validated=True, **kwargs)
                 except Exception as exc:  # a shadow failure is counted, never raised
@@ -219,16 +275,22 @@ class PhaseRouter:
                     return None
         return self._attempt(side, op, args, kwargs)[0]
 
-    def _skips_validation(self) -> bool:
-        """True when the new cache's writes take `validated=True` (checked once per cache)."""
-        cache = self._new(False)
+    def _takes(self, cache: Cache | None = None) -> tuple[bool, bool]:
+        """Whether the new cache's `set` takes (`validated`, `validated` and `written_at`),
+        checked once per cache.
+
+        A deferred write needs both: it was validated by legacy and happened earlier.
+        """
+        if cache is None:
+            cache = self._provide(False)  # not `_new`: asking must not apply deferred writes
         known, takes = self._validated
         if cache is None or cache is known:
             return takes
         try:
-            takes = "validated" in inspect.signature(cache.set).parameters
+            params = set(inspect.signature(cache.set).parameters)
         except (TypeError, ValueError):
-            takes = False
+            params = set()
+        takes = ("validated" in params, {"validated", "written_at"} <= params)
         self._validated = (cache, takes)
         return takes
 

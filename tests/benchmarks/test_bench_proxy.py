@@ -17,7 +17,7 @@ from .conftest import MODEL, OP_SIZE, POOL, Corpus, Target, cycle, describe
 
 LEGACY = "legacy SignatureCache (direct call)"
 OFF, ON = "mode off", "mode on"
-# id -> (label, migration mode on, phase)
+# id -> (label, migration mode on, phase); "dual_write_async": CACHE_ASYNC_WRITE_TO_NEW on
 CASES: dict[str, tuple[str, bool, MigrationPhase]] = {
     "legacy": (LEGACY, False, MigrationPhase.LEGACY_ONLY),
     "facade-off": ("CacheFacade method, mode off", False, MigrationPhase.LEGACY_ONLY),
@@ -26,7 +26,13 @@ CASES: dict[str, tuple[str, bool, MigrationPhase]] = {
         phase.name.lower(): (f"module API, {ON}, {phase.name}", True, phase)
         for phase in MigrationPhase
     },
+    "dual_write_async": (
+        f"module API, {ON}, DUAL_WRITE, async_write_to_new",
+        True,
+        MigrationPhase.DUAL_WRITE,
+    ),
 }
+ASYNC_CASES = frozenset({"dual_write_async"})
 PROXY_TARGET = Target("proxy overhead in LEGACY_ONLY <= 1.1x a direct legacy call", LEGACY, 1.1)
 DUAL_TARGET = Target("DUAL_WRITE write <= 1.5x legacy set", LEGACY, 1.5)
 _serial = itertools.count()
@@ -42,6 +48,7 @@ def proxy(
     environ = {
         "CACHE_NEW_L2_DB_PATH": str(root / f"proxy-{next(_serial)}.db"),
         "CACHE_USE_MIGRATION_ADAPTER": "true" if enabled else "false",
+        "CACHE_ASYNC_WRITE_TO_NEW": "true" if request.param in ASYNC_CASES else "false",
     }
     sc.reset_signature_cache(environ=environ)
     for step in range(MigrationPhase.DUAL_WRITE, phase + 1):
@@ -56,7 +63,7 @@ def proxy(
 
 
 def _flush() -> None:
-    new = sc.get_cache_facade().new_cache()
+    new = sc.get_cache_facade().new_cache()  # applies deferred shadow writes first
     flush: Callable[[float], bool] | None = getattr(new, "flush", None)
     if flush is not None:
         assert flush(120)
@@ -136,7 +143,7 @@ def test_proxy_set(
     """Overwrite existing entries (cycling POOL texts) through the proxy."""
     variant = request.node.callspec.id
     _check_phase(variant)
-    targets = [DUAL_TARGET] if variant == "dual_write" else []
+    targets = [DUAL_TARGET] if variant in ("dual_write", "dual_write_async") else []
     describe(
         benchmark,
         f"proxy: set ({OP_SIZE})",
