@@ -179,7 +179,7 @@ class LayeredSignatureCache(OrderedLookups):
     @property
     def size(self) -> int:
         """Live main entries across both tiers (flushes first); L1's count if L2 is failing."""
-        if not self._closed and self._writer.flush(self._timeout):
+        if not self._closed and self._writer.settle(self._timeout):
             now = self._clock()
             count = self._guarded(lambda: self._l2.count_live(MAIN, now), -1)
             if count >= 0:
@@ -308,7 +308,7 @@ class LayeredSignatureCache(OrderedLookups):
     def entries(self) -> Iterator[Entry]:
         """Every live main, tool and session entry (L2 after a flush, oldest write first; L1's
         if L2 is failing)."""
-        self.flush(self._timeout)
+        self._writer.settle(self._timeout)
         now, yielded = self._clock(), False
         try:
             for entry in self._l2.scan(now):

@@ -103,7 +103,7 @@ class OrderedLookups(ProvenanceCore):
         if self._writer.has_pending():
             # L2's ordered query cannot see queued writes and deletes (an invalidated entry
             # would come back): commit them first. Only this fallback path waits, never a get/set.
-            self._writer.flush(_ORDERED_FLUSH_TIMEOUT_S)
+            self._writer.settle(_ORDERED_FLUSH_TIMEOUT_S)
         now = self._clock()
         if conversation is not None:
             try:

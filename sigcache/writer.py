@@ -83,6 +83,7 @@ class BatchWriter:
         self._queue: deque[_Op] = deque()
         self._pending: dict[PendingKey, tuple[int, Entry | None]] = {}  # None = pending delete
         self._seq = self._done = self._flushers = 0
+        self._acknowledged = 0  # write_errors when the last flush returned (it reported them)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.counts = {"writes_batched": 0, "batches": 0, "dropped_writes": 0, "write_errors": 0}
@@ -172,21 +173,39 @@ class BatchWriter:
         return bool(self._pending)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every write queued before the call is committed; False on timeout/error."""
+        """Wait until every write queued before the call is committed; False on a timeout, or
+        when a write failed since the previous flush returned (that flush reported it)."""
         with self._cond:
-            target, errors = self._seq, self.counts["write_errors"]
-            self._flushers += 1
-            self._cond.notify_all()
-            try:
-                done = self._cond.wait_for(lambda: self._done >= target, timeout)
-            finally:
-                self._flushers -= 1
-            return done and self.counts["write_errors"] == errors
+            done = self._wait_committed(timeout)
+            # From the previous flush, not from this call: a write the thread failed before the
+            # call was lost all the same, and a flush must never acknowledge it.
+            errors = self.counts["write_errors"]
+            clean, self._acknowledged = errors == self._acknowledged, errors
+            return done and clean
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every write queued before the call is committed; False on a timeout or a
+        write failed meanwhile. For the cache's own reads (size, ordered look-ups): it leaves
+        earlier failures for the caller's `flush` to report."""
+        with self._cond:
+            errors = self.counts["write_errors"]
+            return self._wait_committed(timeout) and self.counts["write_errors"] == errors
+
+    def _wait_committed(self, timeout: float | None) -> bool:
+        """Wake the thread and wait for what is queued now (lock held)."""
+        target = self._seq
+        self._flushers += 1
+        self._cond.notify_all()
+        try:
+            return self._cond.wait_for(lambda: self._done >= target, timeout)
+        finally:
+            self._flushers -= 1
 
     def reset_counts(self) -> None:
         """Zero the counters."""
         with self._cond:
             self.counts = dict.fromkeys(self.counts, 0)
+            self._acknowledged = 0
             self.error_events = 0
 
     def depth(self) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sigcache import layered_keys
 from sigcache.config import L1Settings, L2Settings, LayeredConfig
+from sigcache.errors import StorageError
 from sigcache.keys import text_digest
 from sigcache.layered import LayeredSignatureCache
 from sigcache.sqlite import SQLiteStore
@@ -72,3 +75,38 @@ def test_backfill_from_l1_carries_l2_keys_when_l2_fails(tmp_path: Path) -> None:
     cache.close()  # L2 gone: entries() answers from L1
     (entry,) = list(cache.entries())
     assert entry.key == text_digest("some text") and entry.signature == SIG_B
+
+
+class _FailingStore(SQLiteStore):
+    """Fails every put_many while `failing` is set."""
+
+    failing = False
+
+    def put_many(self, entries: Any) -> int:
+        if self.failing:
+            raise StorageError("disk on fire", str(self.path))
+        return super().put_many(entries)
+
+
+def _wait(predicate: Any) -> bool:
+    deadline = time.monotonic() + 10
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return bool(predicate())
+
+
+def test_flush_reports_a_write_lost_before_it_was_called(tmp_path: Path) -> None:
+    """The thread may fail a write before anyone flushes: the next flush still says so, once."""
+    store = _FailingStore(tmp_path / "w.db")
+    writer = BatchWriter(store, L2Settings(batch_interval_ms=1), _upper)
+    store.failing = True
+    assert writer.put(Entry(MAIN, "o", "", SIG_A, "text", None, None, NOW, NOW + 100), "a")
+    assert _wait(lambda: writer.counts["write_errors"] == 1)  # failed, before any flush
+    assert writer.settle(timeout=10)  # the cache's own wait leaves it to the caller's flush
+    assert writer.flush(timeout=10) is False
+    assert writer.flush(timeout=10) is True  # reported once; nothing failed since
+    store.failing = False
+    assert writer.put(Entry(MAIN, "o", "", SIG_B, "text", None, None, NOW, NOW + 100), "b")
+    assert writer.flush(timeout=10) is True
+    writer.close(timeout=10)
+    store.close()
