@@ -217,7 +217,8 @@ class TieredCore:
         return int(getattr(done, "result", 0))
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued L2 write is committed; False on timeout or a failed write."""
+        """Wait until every queued L2 write is committed; False on a timeout or when an L2 write
+        failed since the previous flush (even before this call)."""
         return self._writer.flush(timeout)
 
 
