@@ -104,7 +104,9 @@ def iter_results(
     path: str | Path, columns: Sequence[str] | None = None, *, batch_rows: int = _CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """`results.parquet` in chunks of at most `batch_rows` rows (ValueError as read_results)."""
-    source = pq.ParquetFile(path)
+    # pre_buffer=False: with read-ahead buffering on (pyarrow's default), iterating the batches
+    # of a file grew the RSS with its length (+60 MB over 6,000,000 rows); off, it stays flat.
+    source = pq.ParquetFile(path, pre_buffer=False)
     _check_columns(path, source.schema_arrow.names)
     wanted = list(columns) if columns is not None else None
     for batch in source.iter_batches(batch_size=batch_rows, columns=wanted):
