@@ -386,7 +386,7 @@ class ReportTables:
 
 
 class _SeenSeqs:
-    """Distinct event numbers seen, one bit each (1,500,000 events: 188 KB)."""
+    """Distinct event numbers seen, one byte each (1,500,000 events: 1.5 MB)."""
 
     def __init__(self) -> None:
         self._bits = np.zeros(0, dtype=bool)
