@@ -16,8 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.gate import Verdict, evaluate, gate_exit_code, load_thresholds, write_gate_json
-from harness.pipeline import gate_path, latest_report, run_job, summarize_results
-from harness.report import new_cache_stats_of, read_results, write_report
+from harness.pipeline import file_digest, gate_path, latest_report, run_job
+from harness.report import (
+    build_tables_from_file,
+    new_cache_stats_of,
+    summarize_tables,
+    write_report,
+)
 from sigcache.errors import ConfigError
 from sigcache.phases import MigrationPhase, parse_phase
 
@@ -161,10 +166,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         recording = Path(previous["recording"])
     out = args.out or results.parent
     # The new cache's counters are not in the results file: the replay's summary keeps them.
-    summary = summarize_results(results, recording, new_cache_stats_of(previous))
+    tables = build_tables_from_file(results, new_cache_stats_of(previous))
+    digest = file_digest(recording)
+    summary = summarize_tables(tables, recording=str(recording), recording_digest=digest)
     thresholds = load_thresholds(args.thresholds)
     verdicts = tuple(evaluate(summary, name, thresholds) for name in summary["phases"])
-    write_report(read_results(results), summary, verdicts, out)
+    write_report(None, summary, verdicts, out, tables=tables)
     console.print(phase_table(summary, verdicts))
     for line in findings_lines(summary):
         console.print(line, highlight=False)

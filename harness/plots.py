@@ -14,7 +14,6 @@ from harness.compare import CLASSES
 
 __all__ = ["class_plot", "hit_rate_plot", "latency_plot", "to_base64_png"]
 
-_TIERS = ("l1", "l2", "legacy")
 _CLASS_COLOURS = {
     "match": "#4c9a2a",
     "both_miss": "#b0b0b0",
@@ -40,26 +39,34 @@ def _no_data(figure: Figure) -> str:
     return to_base64_png(figure)
 
 
-def latency_plot(df: pd.DataFrame) -> str:
-    """Box plots (1st-99th percentile whiskers, log scale) of read latency per tier and phase."""
-    reads = df[df["kind"].eq("read")]
-    phases = list(dict.fromkeys(reads["phase"]))
+def latency_plot(stats: pd.DataFrame | None) -> str:
+    """Box plots (1st-99th percentile whiskers, log scale) of read latency per tier and phase.
+
+    `stats` is the report's `latency_stats` (`harness.report`): per phase and tier the exact
+    quartiles and whisker ends over every read, so the plot needs no per-read rows.
+    """
+    rows = stats[stats["tier"] != "stack"] if stats is not None else None
+    phases = list(dict.fromkeys(rows["phase"])) if rows is not None else []
     figure = Figure(figsize=(4 * max(len(phases), 1), 3.5))
-    if not phases:
+    if rows is None or not phases:
         return _no_data(figure)
     axes = figure.subplots(1, len(phases), sharey=True, squeeze=False)[0]
     for ax, phase in zip(axes, phases, strict=True):
-        rows = reads[reads["phase"] == phase]
-        series = {tier: rows.loc[rows["tier"] == tier, "latency_us"] for tier in _TIERS}
-        series["control"] = rows["control_latency_us"]
-        # Log axes reject zero; a sub-0.01 µs timing is below any timer's resolution anyway.
-        samples = {k: np.clip(v.to_numpy(float), 0.01, None) for k, v in series.items() if len(v)}
-        ax.boxplot(list(samples.values()), whis=(1, 99), showfliers=False)
-        ax.set_xticks(range(1, len(samples) + 1), list(samples))
+        boxes = [_box(row) for _, row in rows[rows["phase"] == phase].iterrows() if row["count"]]
+        ax.bxp(boxes, showfliers=False)
+        ax.set_xticks(range(1, len(boxes) + 1), [str(box["label"]) for box in boxes])
         ax.set_yscale("log")
         ax.set_title(str(phase), fontsize=9)
     axes[0].set_ylabel("latency (µs)")
     return to_base64_png(figure)
+
+
+def _box(row: pd.Series) -> dict[str, object]:
+    """matplotlib `bxp` statistics of one tier (without fliers, which the plot does not show)."""
+    # Log axes reject zero; a sub-0.01 µs timing is below any timer's resolution anyway.
+    names = {"med": "p50", "q1": "q1", "q3": "q3", "whislo": "whislo", "whishi": "whishi"}
+    box: dict[str, object] = {key: max(float(row[col]), 0.01) for key, col in names.items()}
+    return {**box, "label": row["tier"], "fliers": []}
 
 
 def hit_rate_plot(phases: pd.DataFrame) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.compare import Observation, Oracle, classify
-from harness.replay_ops import OPS, call_legacy
+from harness.compare import Observation, Oracle, ReadFacts, classify
+from harness.replay_ops import OPS
 from harness.results import ResultsWriter
 from harness.run_state import Diagnostics, PhaseStack, build_stack
 from sigcache.keys import is_valid_signature, legacy_key, normalize_thinking_text, short_hash
@@ -115,11 +115,19 @@ class _MissReasons:
         return "expiry" if now - max(times) > self._ttl else "eviction"
 
 
-def _observe(cache: SignatureCache, op: str, args: Mapping[str, Any]) -> Observation:
+LegacyCalls = Mapping[str, Callable[..., Any]]  # recorded op -> a legacy cache's bound method
+
+
+def _legacy_calls(cache: SignatureCache) -> LegacyCalls:
+    """Each recorded op's method on a plain legacy cache, bound once (as `call_legacy` calls)."""
+    return {op: getattr(cache, spec.legacy_method) for op, spec in OPS.items()}
+
+
+def _observe(cache: LegacyCalls, op: str, args: Mapping[str, Any]) -> Observation:
     """Call a plain legacy cache (the control, the A/A twin) and time it."""
     start = time.perf_counter()
     try:
-        value = call_legacy(cache, op, args)
+        value = cache[op](**args)
     except Exception as exc:  # a control's errors are findings too (the A/A check reports them)
         return Observation(
             None, f"{type(exc).__name__}: {exc}", (time.perf_counter() - start) * 1e6
@@ -161,7 +169,7 @@ def _facts(
     stack: Observation,
     control: Observation,
     miss_reason: str | None,
-) -> Any:
+) -> ReadFacts:
     spec = OPS[event.op]
     args = event.args
     owner, model = args.get("owner_id"), args.get("model")
@@ -194,12 +202,12 @@ def _classify(
     stack: Observation,
     control: Observation,
     diag: CallDiagnostics | Diagnostics,
-    miss_reason: str | None,
+    facts: ReadFacts,
 ) -> tuple[str, str | None]:
-    """Classify one read. The oracle judges what the new cache answered; an answer the stack took
-    from the legacy cache is legacy behaviour (permissive owners included), judged against the
-    control, so a phase still reading legacy is not failed for what legacy always did."""
-    facts = _facts(oracle, event, stack, control, miss_reason)
+    """Classify one read, given the oracle's facts about it (`_facts`). The oracle judges what
+    the new cache answered; an answer the stack took from the legacy cache is legacy behaviour
+    (permissive owners included), judged against the control, so a phase still reading legacy
+    is not failed for what legacy always did."""
     if diag.source == "legacy":
         facts = replace(facts, stack_answer_legitimate=True, foreign_reason=None)
     cls, reason = classify(stack, control, facts)
@@ -241,8 +249,8 @@ def _text_hash(event: RecordedEvent) -> str | None:
 def _run_event(
     event: RecordedEvent,
     stacks: Sequence[PhaseStack],
-    control: SignatureCache,
-    aa: SignatureCache,
+    control: LegacyCalls,
+    aa: LegacyCalls,
     oracle: Oracle,
     misses: _MissReasons,
     writer: ResultsWriter,
@@ -278,6 +286,9 @@ def _run_event(
     # A read's class depends on the event, the stack's answer and its diagnostics only; stacks
     # answering alike (most do) share one classification, so each event classifies once or twice.
     classes: dict[object, tuple[str, str | None]] = {}
+    # The oracle's facts depend on the stack's answer alone, not on where the stack found it:
+    # stacks answering alike from different tiers share them.
+    facts: dict[tuple[object, bool], ReadFacts] = {}
     rows = []
     for stack in stacks:
         error = None
@@ -292,7 +303,11 @@ def _run_event(
             found = classes.get((value, error, diag))
             if found is None:
                 stack_obs = Observation(value, error, stack.latency_us)
-                found = _classify(oracle, event, stack_obs, control_obs, diag, miss_reason)
+                known = facts.get((value, error is None))
+                if known is None:
+                    known = _facts(oracle, event, stack_obs, control_obs, miss_reason)
+                    facts[(value, error is None)] = known
+                found = _classify(oracle, event, stack_obs, control_obs, diag, known)
                 classes[(value, error, diag)] = found
             cls, reason = found
         rows.append(  # results.PHASE_COLUMNS
@@ -330,12 +345,13 @@ def replay(recording: Path, options: ReplayOptions | None = None) -> ReplayOutco
             for phase in options.phases
         ]
         writer = exits.enter_context(ResultsWriter(results_path))
+        control_calls, aa_calls = _legacy_calls(control), _legacy_calls(aa)
         header, reader = read_recording(recording, skip_bad_lines=options.skip_bad_lines)
         exits.callback(reader.close)
         count = 0
         for event in reader:
             clock.now = _EPOCH + event.t
-            _run_event(event, stacks, control, aa, oracle, misses, writer, clock.now)
+            _run_event(event, stacks, control_calls, aa_calls, oracle, misses, writer, clock.now)
             count += 1
             if count % _PRUNE_EVERY == 0:
                 oracle.prune(event.t - _ORACLE_HORIZON)

@@ -11,30 +11,38 @@ fractions of the group's reads. Rendering lives in :mod:`harness.report_render` 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from harness.compare import CLASSES, finding_name
 from harness.gate import Verdict
+from harness.quantiles import GroupQuantiles
 from harness.report_render import render_html, render_markdown, rules_table
 from sigcache.gating import PHASE_NAMES
 from sigcache.provenance import PROVENANCE_REASONS, REJECTION_REASONS
 
 __all__ = [
     "COUNTERS",
+    "LATENCY_QUANTILES",
     "NEW_CACHE_COUNTERS",
     "PERCENTILES",
     "RESULT_COLUMNS",
     "STACK_TIERS",
     "NewCacheStats",
     "ReportTables",
+    "TableBuilder",
     "build_tables",
+    "build_tables_from_file",
     "class_table",
     "findings_table",
+    "iter_results",
     "latency_table",
     "new_cache_stats_of",
     "new_cache_table",
@@ -42,6 +50,7 @@ __all__ = [
     "phase_table",
     "read_results",
     "summarize",
+    "summarize_tables",
     "write_report",
 ]
 
@@ -68,15 +77,40 @@ NEW_CACHE_COUNTERS: Final = (
     "tool_alias_ambiguous",
 )
 NewCacheStats = Mapping[str, Mapping[str, object]]  # phase -> the new cache's get_stats()
+# Rows per chunk when a report streams a results file: the replay writes row groups of 50,000.
+_CHUNK_ROWS: Final = 32_768  # 65,536: ~0.3 s less per 600,000 rows, 20-40 MB more at the peak
+_LATENCY_COLUMNS: Final = ("phase", "kind", "tier", "latency_us", "control_latency_us")
+# What the counters and classes read (pass 1): fewer columns, smaller chunks in memory.
+_COUNTED_COLUMNS: Final = (
+    "phase", "seq", "op", "kind", "cls", "reason", "stack_hit", "control_hit", "aa_equal",
+    "recorded_equal", "fallback", "read_repair", "shadow_error", "error",
+)  # fmt: skip
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read `results.parquet`; ValueError naming the missing columns if it is not one."""
     frame = pd.read_parquet(path)
-    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    _check_columns(path, frame.columns)
+    return frame
+
+
+def _check_columns(path: str | Path, columns: Iterable[str]) -> None:
+    missing = [c for c in RESULT_COLUMNS if c not in set(columns)]
     if missing:
         raise ValueError(f"{path}: not a results file, missing columns {missing}")
-    return frame
+
+
+def iter_results(
+    path: str | Path, columns: Sequence[str] | None = None, *, batch_rows: int = _CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """`results.parquet` in chunks of at most `batch_rows` rows (ValueError as read_results)."""
+    # pre_buffer=False: with read-ahead buffering on (pyarrow's default), iterating the batches
+    # of a file grew the RSS with its length (+60 MB over 6,000,000 rows); off, it stays flat.
+    source = pq.ParquetFile(path, pre_buffer=False)
+    _check_columns(path, source.schema_arrow.names)
+    wanted = list(columns) if columns is not None else None
+    for batch in source.iter_batches(batch_size=batch_rows, columns=wanted):
+        yield batch.to_pandas()
 
 
 def _true(series: pd.Series) -> pd.Series:
@@ -114,16 +148,42 @@ def _phase_order(phases: pd.Index) -> list[str]:
     return known + sorted(str(p) for p in phases if p not in PHASE_NAMES)
 
 
+def _count_sums(df: pd.DataFrame, keys: list[str], *, dropna: bool = True) -> pd.DataFrame:
+    """Counter and class sums grouped by `keys` (phase first): what chunks add up."""
+    return _indicators(df).join(df[keys]).groupby(keys, sort=True, dropna=dropna).sum()
+
+
+def _split_sums(by_op: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per phase, per phase and op) sums from sums per (phase, op) that kept missing keys."""
+    phases = by_op.groupby(level="phase", sort=True).sum()  # drops a missing phase, as groupby
+    index = by_op.index
+    phase_known = np.asarray(index.get_level_values("phase").notna(), dtype=bool)
+    known = phase_known & np.asarray(index.get_level_values("op").notna(), dtype=bool)
+    return phases, by_op[known]
+
+
+def _add_sums(total: pd.DataFrame | None, part: pd.DataFrame) -> pd.DataFrame:
+    if total is None:
+        return part
+    # Aligned on the union of the groups; a group missing from one side counts 0 there.
+    return total.add(part, fill_value=0).astype("int64")
+
+
 def _counts(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Counters, hit rates and class rates grouped by `keys` (phase first)."""
-    sums = _indicators(df).join(df[keys]).groupby(keys, sort=True).sum()
+    return _with_rates(_count_sums(df, keys))
+
+
+def _with_rates(sums: pd.DataFrame) -> pd.DataFrame:
+    """Hit rates and class rates from counter sums; groups ordered by phase."""
+    sums = sums.sort_index()
     reads = sums["reads"].where(sums["reads"] > 0)  # NaN rate, not a division by zero
     sums["stack_hit_rate"] = sums["stack_hits"] / reads
     sums["control_hit_rate"] = sums["control_hits"] / reads
     for cls in CLASSES:
         sums[f"{cls}_rate"] = sums[cls] / reads
     order = _phase_order(sums.index.get_level_values(0).unique())
-    return sums.reindex(order, level=0) if len(keys) > 1 else sums.reindex(order)
+    return sums.reindex(order, level=0) if sums.index.nlevels > 1 else sums.reindex(order)
 
 
 def phase_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -138,12 +198,38 @@ def op_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def class_table(df: pd.DataFrame) -> pd.DataFrame:
     """Reads per phase, class and reason ("" when unknown), with the rate of the phase's reads."""
+    return _class_table(_class_counts(df))
+
+
+ClassCounts = Counter[tuple[str, str, str]]  # (phase, cls, reason) -> reads
+
+
+def _class_counts(df: pd.DataFrame) -> ClassCounts:
+    """Reads per (phase, class, reason) of one chunk: what chunks add up."""
     reads = df[df["kind"].eq("read") & df["cls"].notna()]
     if reads.empty:
+        return Counter()
+    reasons = reads["reason"].fillna("").astype(str)
+    sizes = pd.DataFrame({"phase": reads["phase"], "cls": reads["cls"], "reason": reasons})
+    grouped = sizes.groupby(["phase", "cls", "reason"]).size()
+    index = grouped.index
+    keys = zip(*(index.get_level_values(level).astype(str) for level in range(3)), strict=True)
+    return Counter(dict(zip(keys, map(int, grouped.to_numpy()), strict=True)))
+
+
+def _class_table(found: ClassCounts) -> pd.DataFrame:
+    if not found:
         return pd.DataFrame(columns=list(_CLASS_COLUMNS)).astype(_CLASS_COLUMNS)
-    frame = reads.assign(reason=reads["reason"].fillna("").astype(str))
-    counts = frame.groupby(["phase", "cls", "reason"]).size().rename("count").reset_index()
-    per_phase = frame.groupby("phase").size()
+    ordered = sorted(found)  # groupby's order, which ties in the sort below keep
+    counts = pd.DataFrame(
+        {
+            "phase": [key[0] for key in ordered],
+            "cls": [key[1] for key in ordered],
+            "reason": [key[2] for key in ordered],
+            "count": pd.Series([found[key] for key in ordered], dtype="int64"),
+        }
+    )
+    per_phase = counts.groupby("phase")["count"].sum()
     counts["rate"] = counts["count"] / counts["phase"].map(per_phase)
     order = {p: i for i, p in enumerate(_phase_order(pd.Index(counts["phase"].unique())))}
     rank = {c: i for i, c in enumerate(CLASSES)}
@@ -211,31 +297,77 @@ def _count(value: object) -> int | None:
     return int(value)
 
 
-def _latency_samples(df: pd.DataFrame) -> pd.DataFrame:
-    """Long form (phase, tier, latency_us) over reads: stack overall, each stack tier, control."""
+def _latency_samples(df: pd.DataFrame) -> Iterator[tuple[tuple[str, str], np.ndarray]]:
+    """((phase, tier), latencies) over reads: the stack overall, each stack tier, the control."""
     reads = df[df["kind"].eq("read")]
-    stack = reads[["phase", "latency_us"]].assign(tier="stack")
-    tiers = reads[reads["tier"].isin(STACK_TIERS)][["phase", "tier", "latency_us"]]
-    control = reads[["phase", "control_latency_us"]].rename(
-        columns={"control_latency_us": "latency_us"}
+    phases = reads["phase"].astype(str)
+    for phase in phases.unique():
+        rows = reads[phases == phase]
+        stack = rows["latency_us"].to_numpy(np.float64, na_value=np.nan)
+        yield (phase, "stack"), stack
+        tiers = rows["tier"]
+        for tier in STACK_TIERS:
+            chosen = tiers.eq(tier).fillna(False).to_numpy(bool)
+            if chosen.any():
+                yield (phase, tier), stack[chosen]
+        yield (phase, "control"), rows["control_latency_us"].to_numpy(np.float64, na_value=np.nan)
+
+
+def _latency_quantiles(chunks: Callable[[], Iterable[pd.DataFrame]]) -> GroupQuantiles:
+    """Exact latency quantiles per (phase, tier): two passes over the same chunks."""
+    quantiles = GroupQuantiles(LATENCY_QUANTILES)
+    for chunk in chunks():
+        for group, samples in _latency_samples(chunk):
+            quantiles.count(group, samples)
+    for chunk in chunks():
+        for group, samples in _latency_samples(chunk):
+            quantiles.collect(group, samples)
+    return quantiles
+
+
+# Quantiles the report reads: the table's percentiles, and the plot's boxes (quartiles) and
+# whiskers (1st and 99th percentiles).
+LATENCY_QUANTILES: Final = (0.01, 0.25, 0.50, 0.75, 0.90, 0.99)
+_TIER_ORDER: Final = ("stack", *STACK_TIERS, "control")
+_LATENCY_STATS_COLUMNS: Final = (
+    "phase", "tier", "count", "p50", "p90", "p99", "max", "q1", "q3", "whislo", "whishi",
+)  # fmt: skip
+
+
+def _latency_stats(quantiles: GroupQuantiles) -> pd.DataFrame:
+    """Per (phase, tier): the latency table's columns and the plot's box statistics."""
+    rows = []
+    for group in quantiles.groups():
+        phase, tier = cast(tuple[str, str], group)
+        found = quantiles.result(group)
+        values = found.values
+        p01, p99 = values[0.01], values[0.99]
+        # As matplotlib's boxplot_stats: whiskers end at the outermost samples inside the 1st
+        # and 99th percentiles, never inside the box.
+        whislo = found.lower[0.01] if p01 <= found.lower[0.01] else found.upper[0.01]
+        whishi = found.upper[0.99] if p99 >= found.upper[0.99] else found.lower[0.99]
+        q1, q3 = values[0.25], values[0.75]
+        rows.append(
+            (phase, tier, found.count, values[0.50], values[0.90], p99, found.max,
+             q1, q3, min(whislo, q1), max(whishi, q3))
+        )  # fmt: skip
+    table = pd.DataFrame(rows, columns=list(_LATENCY_STATS_COLUMNS))
+    if table.empty:
+        return table.astype({"count": "int64"})
+    order = {p: i for i, p in enumerate(_phase_order(pd.Index(table["phase"].unique())))}
+    keys = table["phase"].map(order) * 10 + table["tier"].map(
+        {t: i for i, t in enumerate(_TIER_ORDER)}
     )
-    frames = [stack, tiers, control.assign(tier="control")]
-    return pd.concat(frames, ignore_index=True)[["phase", "tier", "latency_us"]]
+    return table.assign(_k=keys).sort_values("_k", kind="stable").drop(columns="_k")
+
+
+def _latency_table(stats: pd.DataFrame) -> pd.DataFrame:
+    return stats[["phase", "tier", "count", "p50", "p90", "p99", "max"]].reset_index(drop=True)
 
 
 def latency_table(df: pd.DataFrame) -> pd.DataFrame:
     """Read latency (µs) per phase and tier: count, p50, p90, p99, max (never the mean alone)."""
-    samples = _latency_samples(df)
-    grouped = samples.groupby(["phase", "tier"])["latency_us"]
-    table = pd.DataFrame({"count": grouped.size()})
-    for name, q in PERCENTILES:
-        table[name] = grouped.quantile(q)
-    table["max"] = grouped.max()
-    tier_order = ["stack", *STACK_TIERS, "control"]
-    table = table.reset_index()
-    keys = table["phase"].map({p: i for i, p in enumerate(PHASE_NAMES)}).fillna(len(PHASE_NAMES))
-    keys = keys * 10 + table["tier"].map({t: i for i, t in enumerate(tier_order)})
-    return table.assign(_k=keys).sort_values("_k").drop(columns="_k").reset_index(drop=True)
+    return _latency_table(_latency_stats(_latency_quantiles(lambda: [df])))
 
 
 @dataclass(frozen=True)
@@ -248,18 +380,98 @@ class ReportTables:
     latency: pd.DataFrame
     findings: pd.DataFrame
     new_cache: pd.DataFrame
+    events: int = 0  # distinct events of the recording (each is one row per phase)
+    # Per phase and tier: the latency table's figures and the plot's box statistics.
+    latency_stats: pd.DataFrame | None = None
+
+
+class _SeenSeqs:
+    """Distinct event numbers seen, one byte each (1,500,000 events: 1.5 MB)."""
+
+    def __init__(self) -> None:
+        self._bits = np.zeros(0, dtype=bool)
+        self._others: set[int] = set()  # negative numbers, which no replay writes
+
+    def add(self, seqs: np.ndarray) -> None:
+        seqs = np.unique(seqs.astype(np.int64))
+        self._others.update(seqs[seqs < 0].tolist())
+        seqs = seqs[seqs >= 0]
+        if not len(seqs):
+            return
+        if seqs[-1] >= len(self._bits):
+            grown = np.zeros(max(int(seqs[-1]) + 1, 2 * len(self._bits)), dtype=bool)
+            grown[: len(self._bits)] = self._bits
+            self._bits = grown
+        self._bits[seqs] = True
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._bits)) + len(self._others)
+
+
+class TableBuilder:
+    """The report tables from results chunks: memory follows the number of groups (phases, ops,
+    classes, reasons, latency bins), not the number of rows. Latency quantiles are exact and
+    need a second pass over the same rows (`harness.quantiles`)."""
+
+    def __init__(self) -> None:
+        # Sums per (phase, op), missing keys kept: the phase table is their sum per phase.
+        self._ops: pd.DataFrame | None = None
+        self._classes: ClassCounts = Counter()
+        self._seqs = _SeenSeqs()
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Count one chunk of results rows."""
+        if chunk.empty:
+            return
+        self._ops = _add_sums(self._ops, _count_sums(chunk, ["phase", "op"], dropna=False))
+        self._classes.update(_class_counts(chunk))
+        self._seqs.add(chunk["seq"].to_numpy())
+
+    def tables(
+        self,
+        latency_chunks: Callable[[], Iterable[pd.DataFrame]],
+        new_cache_stats: NewCacheStats | None = None,
+    ) -> ReportTables:
+        """Every table; `latency_chunks()` yields the counted rows again on each call."""
+        # No rows at all: the empty tables of an empty frame, with every column.
+        empty = pd.DataFrame({name: pd.Series(dtype=object) for name in RESULT_COLUMNS})
+        by_op = self._ops
+        if by_op is None:
+            by_op = _count_sums(empty, ["phase", "op"], dropna=False)
+        phases, ops = _split_sums(by_op)
+        classes = _class_table(self._classes)
+        stats = _latency_stats(_latency_quantiles(latency_chunks))
+        return ReportTables(
+            _with_rates(phases),
+            _with_rates(ops),
+            classes,
+            _latency_table(stats),
+            findings_table(classes),
+            new_cache_table(new_cache_stats),
+            events=len(self._seqs),
+            latency_stats=stats,
+        )
 
 
 def build_tables(df: pd.DataFrame, new_cache_stats: NewCacheStats | None = None) -> ReportTables:
     """All report tables from a results frame and the new cache's stats per phase (pure)."""
-    classes = class_table(df)
-    return ReportTables(
-        phase_table(df),
-        op_table(df),
-        classes,
-        latency_table(df),
-        findings_table(classes),
-        new_cache_table(new_cache_stats),
+    builder = TableBuilder()
+    builder.add(df)
+    return builder.tables(lambda: [df], new_cache_stats)
+
+
+def build_tables_from_file(
+    path: str | Path,
+    new_cache_stats: NewCacheStats | None = None,
+    *,
+    batch_rows: int = _CHUNK_ROWS,
+) -> ReportTables:
+    """All report tables of a results file, read in chunks: memory flat in its length."""
+    builder = TableBuilder()
+    for chunk in iter_results(path, _COUNTED_COLUMNS, batch_rows=batch_rows):
+        builder.add(chunk)
+    return builder.tables(
+        lambda: iter_results(path, _LATENCY_COLUMNS, batch_rows=batch_rows), new_cache_stats
     )
 
 
@@ -320,13 +532,19 @@ def summarize(
 ) -> dict[str, Any]:
     """The replay summary JSON of docs/contracts.md section 4 (pure)."""
     tables = tables or build_tables(df, new_cache_stats)
+    return summarize_tables(tables, recording=recording, recording_digest=recording_digest)
+
+
+def summarize_tables(
+    tables: ReportTables, *, recording: str, recording_digest: str
+) -> dict[str, Any]:
+    """The replay summary JSON from the report tables (pure; no results rows needed)."""
     phases = {str(phase): _phase_summary(row, tables) for phase, row in tables.phases.iterrows()}
-    # Events of the recording, not rows: each event is replayed once per phase.
-    events = int(df["seq"].nunique()) if len(df) else 0
     return {
         "recording": recording,
         "recording_digest": recording_digest,
-        "events": events,
+        # Events of the recording, not rows: each event is replayed once per phase.
+        "events": tables.events,
         "phases": phases,
     }
 
@@ -344,7 +562,7 @@ def new_cache_stats_of(summary: Mapping[str, Any]) -> dict[str, Mapping[str, obj
 
 
 def write_report(
-    df: pd.DataFrame,
+    df: pd.DataFrame | None,
     summary: dict[str, Any],
     verdicts: Sequence[Verdict],
     out_dir: str | Path,
@@ -353,18 +571,22 @@ def write_report(
 ) -> dict[str, Path]:
     """Write report.md, report.html, one CSV per table and summary.json; returns their paths.
 
-    The new cache's counters come from the summary's per-phase ``new_cache`` sections.
+    The new cache's counters come from the summary's per-phase ``new_cache`` sections. Give
+    `tables` (e.g. `build_tables_from_file`) and `df` may be None: the rows are not needed.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables = tables or build_tables(df, new_cache_stats_of(summary))
+    if tables is None:
+        if df is None:
+            raise ValueError("write_report needs the results frame or the tables")
+        tables = build_tables(df, new_cache_stats_of(summary))
     paths = {
         "markdown": out / "report.md",
         "html": out / "report.html",
         "summary": out / "summary.json",
     }
     paths["markdown"].write_text(render_markdown(summary, tables, verdicts), encoding="utf-8")
-    paths["html"].write_text(render_html(df, summary, tables, verdicts), encoding="utf-8")
+    paths["html"].write_text(render_html(summary, tables, verdicts), encoding="utf-8")
     paths["summary"].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", "utf-8")
     csvs = {
         "phases": tables.phases,

@@ -236,13 +236,11 @@ def _html_verdicts(verdicts: Sequence[Verdict]) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
-def render_html(
-    df: pd.DataFrame, summary: dict[str, Any], tables: ReportTables, verdicts: Sequence[Verdict]
-) -> str:
+def render_html(summary: dict[str, Any], tables: ReportTables, verdicts: Sequence[Verdict]) -> str:
     """report.html: self-contained (inline CSS, plots as base64 PNG), no external requests."""
     title = html.escape(f"Replay report: {summary.get('recording', '?')}")
     plots = [
-        ("Read latency per tier and phase", latency_plot(df)),
+        ("Read latency per tier and phase", latency_plot(tables.latency_stats)),
         ("Hit rate per phase", hit_rate_plot(tables.phases)),
         ("Classes per phase", class_plot(tables.phases)),
     ]

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sigcache.facade import CacheFacade
+from sigcache.interface import SignatureCacheProtocol
 from sigcache.migration_config import MigrationConfig
+from sigcache.new_cache import default_new_cache_factory
 from sigcache.phases import MigrationPhase
 from sigcache.routing import NO_DIAG, CallDiagnostics
 
@@ -106,6 +108,14 @@ class PhaseStack:
         }
 
 
+def _throwaway_new_cache(
+    db_path: str, *, config: MigrationConfig, clock: Callable[[], float]
+) -> SignatureCacheProtocol:
+    """The default new cache, its L2 commits not synced: a replay's stores are deleted after it,
+    so durability buys nothing there (the syncs cost the writer threads time)."""
+    return default_new_cache_factory(db_path, config=config, clock=clock, durable=False)
+
+
 @contextmanager
 def build_stack(
     phase: MigrationPhase,
@@ -123,7 +133,8 @@ def build_stack(
         # replays differ from run to run; the replay compares every read anyway.
         consistency_sample_rate=0.0,
     )
-    facade = CacheFacade(config, clock=clock, new_cache_factory=new_cache_factory)
+    factory = new_cache_factory or _throwaway_new_cache
+    facade = CacheFacade(config, clock=clock, new_cache_factory=factory)
     try:
         yield PhaseStack(phase, facade)
     finally:

@@ -12,6 +12,7 @@ from sigcache.errors import ConfigError
 __all__ = [
     "APP_NAME",
     "DB_FILENAME",
+    "SYNCHRONOUS_MODES",
     "L1Settings",
     "L2Settings",
     "LayeredConfig",
@@ -19,6 +20,7 @@ __all__ = [
 ]
 
 APP_NAME = "sigcache"
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL")
 DB_FILENAME = "signatures.db"
 
 
@@ -45,6 +47,10 @@ class L2Settings:
     create_directory: bool = True  # create a missing parent directory of the database file
     flush_on_exit: bool = True  # flush queued writes at interpreter exit (atexit, via weakref)
     close_timeout_s: float = 10.0  # longest close() waits for queued writes to commit
+    # SQLite `synchronous` of the writer connection. NORMAL (with WAL: durable at checkpoint,
+    # never corrupt) is the only setting for a real cache; OFF skips the syncs and is for
+    # throwaway stores alone (a replay's, deleted afterwards), where a crash may cost commits.
+    synchronous: str = "NORMAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,10 @@ class LayeredConfig:
             raise ConfigError("l2.busy_timeout_ms and l2.batch_interval_ms must be >= 0")
         if self.l2.cache_size_kib < 0:
             raise ConfigError(f"l2.cache_size_kib must be >= 0, got {self.l2.cache_size_kib!r}")
+        if self.l2.synchronous not in SYNCHRONOUS_MODES:
+            raise ConfigError(
+                f"l2.synchronous must be one of {SYNCHRONOUS_MODES}, got {self.l2.synchronous!r}"
+            )
         if self.l2.mmap_size_bytes < 0:
             raise ConfigError(f"l2.mmap_size_bytes must be >= 0, got {self.l2.mmap_size_bytes!r}")
         # An L1 entry outliving its L2 row would answer what a restart could not (DESIGN 3).

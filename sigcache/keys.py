@@ -34,6 +34,8 @@ def normalize_thinking_text(text: str) -> str:
     if not text:
         return ""
     text = text.strip()
+    if not text.startswith("<"):
+        return text  # both wrappers start with "<": skip the two regex matches (most texts)
     match = _THINK.match(text)
     if match:
         text = match.group(1).strip()

@@ -185,10 +185,11 @@ class SignatureCache:
         The provenance keywords are accepted and ignored: a legacy read matches any model
         family, scope and conversation, as the replaced system did (issue 13).
         """
-        key = self._key(thinking_text)
+        text = _text(thinking_text)
+        normalized = normalize_thinking_text(text) if text is not None else ""
+        key = legacy_key(normalized, self._key_prefix_length)  # as _key(), normalising once
         if not key or not _owner_ok(owner_id):
             return None
-        normalized = normalize_thinking_text(thinking_text)
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None and self._expired(entry, self._clock()):
@@ -197,7 +198,11 @@ class SignatureCache:
                 entry = None
             if entry is not None and _owners_conflict(owner_id, entry.owner_id):
                 entry = None
-            if entry is not None and normalize_thinking_text(entry.thinking_text) != normalized:
+            if (
+                entry is not None
+                and entry.thinking_text != thinking_text  # the same text normalises the same
+                and normalize_thinking_text(entry.thinking_text) != normalized
+            ):
                 log.debug("[SIGNATURE_CACHE] key collision: key=%s", key[:16])
                 entry = None
             if entry is None:
@@ -230,8 +235,10 @@ class SignatureCache:
     def cleanup_expired(self) -> int:
         """Remove expired main-store entries and return how many."""
         with self._lock:
-            now = self._clock()
-            expired = [k for k, e in self._cache.items() if self._expired(e, now)]
+            now, ttl = self._clock(), self._ttl_seconds
+            # `_expired` inlined (the same float comparison): two calls per entry over a full
+            # store were most of the scan.
+            expired = [k for k, e in self._cache.items() if now - e.timestamp > ttl]
             for key in expired:
                 del self._cache[key]
             self._stats.expirations += len(expired)

@@ -25,14 +25,24 @@ class NewCacheFactory(Protocol):
     def __call__(self, db_path: str, *, config: MigrationConfig, clock: Clock) -> Cache: ...
 
 
-def default_new_cache_factory(db_path: str, *, config: MigrationConfig, clock: Clock) -> Cache:
-    """A LayeredSignatureCache sized from the migration settings (imported on first need)."""
+def default_new_cache_factory(
+    db_path: str, *, config: MigrationConfig, clock: Clock, durable: bool = True
+) -> Cache:
+    """A LayeredSignatureCache sized from the migration settings (imported on first need).
+
+    `durable=False` is for throwaway stores only (a replay's): L2 commits are not synced.
+    """
     from sigcache.config import L1Settings, L2Settings, LayeredConfig
     from sigcache.layered import LayeredSignatureCache  # deferred: legacy-only use never loads it
 
+    l2 = L2Settings(
+        ttl_seconds=config.new_l2_ttl_seconds,
+        max_rows=config.new_l2_max_size,
+        synchronous="NORMAL" if durable else "OFF",
+    )
     layered = LayeredConfig(
         l1=L1Settings(max_entries=config.new_l1_max_size, ttl_seconds=config.new_l1_ttl_seconds),
-        l2=L2Settings(ttl_seconds=config.new_l2_ttl_seconds, max_rows=config.new_l2_max_size),
+        l2=l2,
     )
     cache: Cache = LayeredSignatureCache(db_path, config=layered, clock=clock)
     return cache

@@ -30,6 +30,7 @@ __all__ = [
     "get_many_sql",
     "migration_steps",
     "read_text",
+    "writer_pragmas",
 ]
 
 SCHEMA_VERSION = 2
@@ -44,6 +45,12 @@ WRITER_PRAGMAS: tuple[Pragma, ...] = (
     ("temp_store", "MEMORY"),
 )
 READER_PRAGMAS: tuple[Pragma, ...] = (("query_only", "ON"),)
+
+
+def writer_pragmas(synchronous: str = "NORMAL") -> tuple[Pragma, ...]:
+    """WRITER_PRAGMAS with another `synchronous` (`L2Settings.synchronous`)."""
+    return tuple((name, synchronous if name == "synchronous" else value)
+                 for name, value in WRITER_PRAGMAS)  # fmt: skip
 
 
 # 2026-11, measured (sqlite 3.40, 2 KB texts, random point look-ups, file in the OS cache):

@@ -138,7 +138,7 @@ class SQLiteStore:
         """Create the file (owner-only) and its schema if missing; a writer connection on it."""
         _prepare_directory(self.path, self._settings.create_directory)
         _create_owner_only(self.path)
-        conn = self._connect(schema.WRITER_PRAGMAS)
+        conn = self._connect(schema.writer_pragmas(self._settings.synchronous))
         try:
             ensure_schema(conn, self.path)
         except BaseException:

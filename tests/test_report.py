@@ -16,6 +16,7 @@ from harness.gate import PhaseThresholds, Thresholds, evaluate
 from harness.report import (
     RESULT_COLUMNS,
     build_tables,
+    build_tables_from_file,
     class_table,
     latency_table,
     phase_table,
@@ -250,3 +251,37 @@ def test_read_results_rejects_other_files(tmp_path: Path) -> None:
     pd.DataFrame({"phase": ["A"]}).to_parquet(path)
     with pytest.raises(ValueError, match="missing columns"):
         read_results(path)
+
+
+def test_tables_streamed_from_a_file_equal_the_in_memory_ones(tmp_path: Path) -> None:
+    frame = make_results(3000, broken=True)
+    parquet = tmp_path / "results.parquet"
+    frame.to_parquet(parquet, row_group_size=1000)
+    whole = build_tables(read_results(parquet), {"NEW_ONLY": {"rejected_writes": 3}})
+    # Chunks cut across phases and row groups alike.
+    streamed = build_tables_from_file(parquet, {"NEW_ONLY": {"rejected_writes": 3}}, batch_rows=777)
+    for name in ("phases", "ops", "classes", "latency", "findings", "new_cache", "latency_stats"):
+        pd.testing.assert_frame_equal(
+            getattr(streamed, name), getattr(whole, name), check_exact=True
+        )
+    assert streamed.events == whole.events == 3000
+    summary = summarize(frame, recording="r", recording_digest="d", tables=whole)
+    assert summary == summarize(frame, recording="r", recording_digest="d", tables=streamed)
+
+
+def test_latency_percentiles_are_exact(results: pd.DataFrame) -> None:
+    reads = results[results["kind"] == "read"]
+    table = latency_table(results).set_index(["phase", "tier"])
+    for (phase, tier), latencies in [
+        *(
+            (("DUAL_WRITE", t), g["latency_us"])
+            for t, g in reads[reads["phase"] == "DUAL_WRITE"].groupby("tier")
+        ),
+        (("NEW_ONLY", "stack"), reads.loc[reads["phase"] == "NEW_ONLY", "latency_us"]),
+        (("NEW_ONLY", "control"), reads.loc[reads["phase"] == "NEW_ONLY", "control_latency_us"]),
+    ]:
+        row = table.loc[(phase, tier)]
+        assert row["count"] == len(latencies)
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+            assert row[name] == pytest.approx(latencies.quantile(q), rel=1e-12)
+        assert row["max"] == latencies.max()

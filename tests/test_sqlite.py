@@ -320,3 +320,34 @@ def test_store_and_writer_reopen_after_fork(tmp_path: Path) -> None:
     assert store.get(MAIN, "", "child", NOW) is not None
     writer.close(timeout=10)
     store.close()
+
+
+@pytest.mark.parametrize(("setting", "level"), [("NORMAL", 1), ("OFF", 0)])
+def test_writer_synchronous_follows_the_settings(tmp_path: Path, setting: str, level: int) -> None:
+    made = SQLiteStore(tmp_path / "l2.db", L2Settings(synchronous=setting))
+    try:
+        assert made._writer is not None
+        assert made._writer.execute("PRAGMA synchronous").fetchone()[0] == level
+    finally:
+        made.close()
+
+
+def test_synchronous_is_checked() -> None:
+    from sigcache.config import LayeredConfig
+    from sigcache.errors import ConfigError
+
+    assert L2Settings().synchronous == "NORMAL"  # the production default stays durable
+    with pytest.raises(ConfigError, match="synchronous"):
+        LayeredConfig(l2=L2Settings(synchronous="SOMETIMES"))
+
+
+def test_replay_stacks_do_not_sync_their_throwaway_l2(tmp_path: Path) -> None:
+    from harness.replayer import VirtualClock
+    from harness.run_state import build_stack
+    from sigcache.layered import LayeredSignatureCache
+    from sigcache.phases import MigrationPhase
+
+    with build_stack(MigrationPhase.NEW_ONLY, tmp_path, VirtualClock(), None) as stack:
+        cache = stack.facade.new_cache(build=True)
+        assert isinstance(cache, LayeredSignatureCache)
+        assert cache._config.l2.synchronous == "OFF"
