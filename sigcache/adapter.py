@@ -18,7 +18,7 @@ from typing import Any
 
 from sigcache.interface import SignatureWithText
 from sigcache.migration_stats import CacheSide
-from sigcache.router import NewCacheProvider, PhaseRouter, provenance_kwargs
+from sigcache.router import NO_KWARGS, NewCacheProvider, PhaseRouter, provenance_kwargs
 from sigcache.routing import LEGACY_HIT, NO_DIAG, CallDiagnostics
 
 __all__ = ["CallDiagnostics", "LegacySignatureCacheAdapter", "NewCacheProvider"]
@@ -56,7 +56,11 @@ class LegacySignatureCacheAdapter(PhaseRouter):
             if self.diagnose:
                 self._local.diag = CallDiagnostics("legacy" if ok else None)
             return ok
-        kwargs = provenance_kwargs(None, scope, conversation_id)
+        kwargs = (
+            NO_KWARGS
+            if scope is None and conversation_id is None
+            else provenance_kwargs(None, scope, conversation_id)
+        )
         return self._write("set", (thinking_text, signature, model, owner_id), signature, kwargs)
 
     def get(

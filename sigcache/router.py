@@ -127,6 +127,7 @@ class PhaseRouter:
         self._route = route_for(flags.effective)
         self.fast_legacy = False  # main get/set go straight to legacy, counted by its counters
         self.shadow: ShadowWriter | None = None  # DUAL_WRITE's new-cache writes, deferred
+        self._defer = False  # see _refresh_defer
         self._shadow_clock: Callable[[], float] = time.time
         flags.subscribe(self._flags_changed)
 
@@ -187,6 +188,14 @@ class PhaseRouter:
         fast = route.legacy_only and self._tally is not None
         self.stats.derive_from(self._tally, on=fast and active)
         self._route, self._active, self.fast_legacy = route, active, fast
+        self._refresh_defer()
+
+    def _refresh_defer(self) -> None:
+        """Whether a write's new-cache half may be deferred now: the route writes legacy, then
+        the new cache, and the new cache's `set` took `validated` and `written_at` last time
+        it was asked (its first write goes inline and asks)."""
+        dual = self._route.write.targets == (CacheSide.LEGACY, CacheSide.NEW)
+        self._defer = dual and self._validated[1][1]
 
     @property
     def route(self) -> Route:
@@ -236,6 +245,14 @@ class PhaseRouter:
         first = targets[0]
         value, _ = self._attempt(first, op, args, kwargs)
         result = value is True
+        shadow_writer = self.shadow
+        if result and shadow_writer is not None and self._defer:
+            # DUAL_WRITE's new-cache write, deferred (sigcache.shadow): counted when applied,
+            # as one write to both caches. `_defer` holds once the cache took `written_at`.
+            shadow_writer.submit((op, args, kwargs, self._shadow_clock()))
+            if self.diagnose:
+                self._local.diag = CallDiagnostics(first.value)
+            return True
         if not result and not _valid(op, args, signature):
             return self._reject()  # the cache refused bad input: nothing was attempted, really
         attempted = {first: result}
@@ -244,13 +261,6 @@ class PhaseRouter:
             if not result:
                 skipped = True  # not attempted: never a failure
                 continue
-            deferred = self.shadow
-            if deferred is not None and side is CacheSide.NEW and self._takes()[1]:
-                # Counted when applied, as one write to both caches (sigcache.shadow).
-                deferred.submit((op, args, kwargs, self._shadow_clock()))
-                if self.diagnose:
-                    self._local.diag = CallDiagnostics(first.value)
-                return result
             ok = self._secondary(side, op, args, kwargs) is True
             attempted[side] = ok
             if not ok:
@@ -292,6 +302,7 @@ class PhaseRouter:
             params = set()
         takes = ("validated" in params, {"validated", "written_at"} <= params)
         self._validated = (cache, takes)
+        self._refresh_defer()
         return takes
 
     def _reject(self) -> bool:
