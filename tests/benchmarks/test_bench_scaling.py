@@ -1,5 +1,8 @@
 """Scaling: L1 and L2 hit latency as the number of entries grows (it should stay flat).
 
+L1 is measured against a bare cachetools TTLCache under a lock holding the same entries, probed
+with the same random keys: both pay the CPU caches' misses once the entries outgrow them.
+
 L2 is measured with two bare sqlite3 baselines at every size, probed with the same random keys:
 the store's own SELECT on the same file (what SQLite alone costs for that exact look-up; the
 per-size baseline) and a hand-written key -> signature table holding the same rows. If the
@@ -11,11 +14,13 @@ from __future__ import annotations
 import itertools
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cachetools
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
@@ -58,37 +63,72 @@ def _probes(count: int) -> list[int]:
     return random.Random(count).sample(range(count), min(PROBES, count))
 
 
+L1_GROUP = "scaling: L1 hit"
+L1_OURS = "L1 tier"
+L1_BARE = "cachetools TTLCache + Lock"
+
+
+@dataclass
+class L1Caches:
+    """n entries in an L1 tier and in a bare cachetools TTLCache, and the keys both probe."""
+
+    count: int
+    tier: MemoryTier
+    bare: cachetools.TTLCache[L1Key, Entry]
+    keys: list[L1Key]
+
+
 @pytest.fixture(scope="module", params=L1_SIZES, ids=lambda n: f"{n:.0e}")
-def l1_tier(request: pytest.FixtureRequest, corpus: Corpus) -> tuple[MemoryTier, list[L1Key]]:
-    """A tier sized to hold n entries, holding n."""
+def l1_caches(request: pytest.FixtureRequest, corpus: Corpus) -> L1Caches:
+    """A tier and a bare TTLCache sized to hold n entries, holding the same n."""
     count: int = request.param
     tier = MemoryTier(L1Settings(max_entries=count), time.time)
+    bare: cachetools.TTLCache[L1Key, Entry] = cachetools.TTLCache(count, 3_600, timer=time.time)
     now = time.time()
     keys: list[L1Key] = []
     for index, text in enumerate(_texts(corpus, count)):
         key: L1Key = (MAIN, "", text)
         entry = Entry(MAIN, "", "", corpus.signature(index), text, MODEL, None, now, now + 3_600)
         tier.put(key, entry, now + 3_600)
+        bare[key] = entry
         keys.append(key)
-    return tier, [keys[i] for i in _probes(count)]
+    return L1Caches(count, tier, bare, [keys[i] for i in _probes(count)])
 
 
-def test_scaling_l1_hit(
-    benchmark: BenchmarkFixture, l1_tier: tuple[MemoryTier, list[L1Key]]
-) -> None:
-    """An L1 hit on a random resident key."""
-    tier, keys = l1_tier
-    count = tier.size()
+def _describe_l1(benchmark: BenchmarkFixture, caches: L1Caches, series: str) -> None:
+    # As for L2: each size against the bare cache at that size, and each series' growth.
     describe(
         benchmark,
-        "scaling: L1 hit",
-        f"L1 tier, {count:,} entries",
-        baseline=count == L1_SIZES[0],
-        entries=count,
+        L1_GROUP,
+        f"{series}, {caches.count:,} entries",
+        baseline=series == L1_BARE,
+        entries=caches.count,
+        series=series,
     )
-    pick = cycle(keys)
+
+
+def test_scaling_l1_hit(benchmark: BenchmarkFixture, l1_caches: L1Caches) -> None:
+    """An L1 hit on a random resident key."""
+    tier = l1_caches.tier
+    assert tier.size() == l1_caches.count
+    _describe_l1(benchmark, l1_caches, L1_OURS)
+    pick = cycle(l1_caches.keys)
     benchmark(lambda: tier.get(pick()))
-    assert tier.get(keys[0]) is not None
+    assert tier.get(l1_caches.keys[0]) is not None
+
+
+def test_scaling_l1_bare_ttlcache(benchmark: BenchmarkFixture, l1_caches: L1Caches) -> None:
+    """The same keys in a bare cachetools TTLCache under a lock (what a hand-written L1 costs)."""
+    bare, lock = l1_caches.bare, threading.Lock()
+    _describe_l1(benchmark, l1_caches, L1_BARE)
+    pick = cycle(l1_caches.keys)
+
+    def get() -> Entry | None:
+        with lock:
+            return bare.get(pick())
+
+    benchmark(get)
+    assert get() is not None
 
 
 @dataclass
