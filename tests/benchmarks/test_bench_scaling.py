@@ -95,16 +95,23 @@ def l1_caches(request: pytest.FixtureRequest, corpus: Corpus) -> L1Caches:
     return L1Caches(count, tier, bare, [keys[i] for i in _probes(count)])
 
 
-def _describe_l1(benchmark: BenchmarkFixture, caches: L1Caches, series: str) -> None:
-    # As for L2: each size against the bare cache at that size, and each series' growth.
+def _describe_sized(
+    benchmark: BenchmarkFixture, group: str, series: str, baseline: str, count: int, unit: str
+) -> None:
+    # One group for every size: `series` + `entries` make bench_report tabulate each size
+    # against the baseline series at that size, and each series' growth from the smallest.
     describe(
         benchmark,
-        L1_GROUP,
-        f"{series}, {caches.count:,} entries",
-        baseline=series == L1_BARE,
-        entries=caches.count,
+        group,
+        f"{series}, {count:,} {unit}",
+        baseline=series == baseline,
+        entries=count,
         series=series,
     )
+
+
+def _describe_l1(benchmark: BenchmarkFixture, caches: L1Caches, series: str) -> None:
+    _describe_sized(benchmark, L1_GROUP, series, L1_BARE, caches.count, "entries")
 
 
 def test_scaling_l1_hit(benchmark: BenchmarkFixture, l1_caches: L1Caches) -> None:
@@ -213,16 +220,7 @@ def l2_files(
 
 
 def _describe_l2(benchmark: BenchmarkFixture, files: L2Files, series: str) -> None:
-    # One group for every size: `series` + `entries` make bench_report tabulate each size
-    # against the baseline series at that size, and each series' growth from the smallest.
-    describe(
-        benchmark,
-        L2_GROUP,
-        f"{series}, {files.count:,} rows",
-        baseline=series == BARE_SAME,
-        entries=files.count,
-        series=series,
-    )
+    _describe_sized(benchmark, L2_GROUP, series, BARE_SAME, files.count, "rows")
 
 
 def test_scaling_l2_hit(benchmark: BenchmarkFixture, l2_files: L2Files) -> None:
