@@ -114,7 +114,11 @@ def test_a_drain_from_inside_an_apply_is_a_no_op() -> None:
 
 
 def make(tmp_path: Path, clock: FakeClock, name: str = "l2.db", **config: Any) -> CacheFacade:
-    cfg = MigrationConfig(new_l2_db_path=str(tmp_path / name), **config)
+    # No live sampling: its worker reads the new cache at moments (and with a draw) that differ
+    # between two facades, which would make the side-by-side comparison depend on timing.
+    cfg = MigrationConfig(
+        new_l2_db_path=str(tmp_path / name), consistency_sample_rate=0.0, **config
+    )
     facade = CacheFacade(cfg, clock=clock)
     facade.enable_migration_mode()
     facade.set_migration_phase(P.DUAL_WRITE, force=True)
