@@ -54,6 +54,7 @@ __all__ = [
     "evaluate",
     "gate_exit_code",
     "load_thresholds",
+    "p99_ratio",
     "read_gate_json",
     "thresholds_from_dict",
     "write_gate_json",
@@ -61,7 +62,8 @@ __all__ = [
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 _EXIT_CODES: Final[dict[str, int]] = {"pass": 0, "fail": 1, "inconclusive": 2}
-# Timer resolution makes a sub-microsecond control p99 meaningless as a divisor.
+# Timer resolution makes a sub-microsecond control p99 meaningless as a divisor: the least floor,
+# and the default of thresholds built in code. The shipped thresholds.toml sets a higher one.
 LATENCY_FLOOR_US: Final = 1.0
 
 
@@ -78,6 +80,7 @@ class PhaseThresholds:
     max_legacy_only_hit_rate: float = 0.001
     max_hit_rate_drop: float = 0.001
     max_p99_latency_ratio: float = 2.0
+    p99_latency_floor_us: float = LATENCY_FLOOR_US  # the least control p99 the ratio divides by
     live_min_samples: int = 1000  # live samples needed before the live rules apply
     max_live_value_mismatch_rate: float = 0.0
     max_live_legacy_only_hit_rate: float = 0.001
@@ -209,12 +212,19 @@ def _phases(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {k: v for k, v in found.items() if k in PHASE_NAMES}
 
 
+def p99_ratio(stack_p99: float, control_p99: float, floor_us: float = LATENCY_FLOOR_US) -> float:
+    """Stack p99 over control p99, the divisor raised to `floor_us` (never below 1 µs)."""
+    return stack_p99 / max(control_p99, floor_us, LATENCY_FLOOR_US)
+
+
 def _at_most(name: str, measured: float | None, limit: float, critical: bool) -> RuleResult:
     passed = measured is not None and measured <= limit
     return RuleResult(name, measured, float(limit), passed, critical)
 
 
-def _rates(phase: Mapping[str, Any]) -> tuple[float | None, float | None, float | None]:
+def _rates(
+    phase: Mapping[str, Any], latency_floor_us: float
+) -> tuple[float | None, float | None, float | None]:
     """(legacy_only_hit rate, hit-rate drop, p99 latency ratio) of one phase summary."""
     reads = _path(phase, "reads")
     if not reads:
@@ -232,7 +242,7 @@ def _rates(phase: Mapping[str, Any]) -> tuple[float | None, float | None, float 
     control_p99 = _path(phase, "latency_us", "control", "p99")
     ratio = None
     if stack_p99 is not None and control_p99 is not None:
-        ratio = stack_p99 / max(control_p99, LATENCY_FLOOR_US)
+        ratio = p99_ratio(stack_p99, control_p99, latency_floor_us)
     return (None if legacy_only is None else legacy_only / reads), drop, ratio
 
 
@@ -241,7 +251,7 @@ def _rules(summary: Mapping[str, Any], target: str, limits: PhaseThresholds) -> 
     phase, legacy_only = phases.get(target, {}), phases.get("LEGACY_ONLY", {})
     reads = _path(phase, "reads")
     enough = reads is not None and reads >= limits.min_reads
-    legacy_rate, drop, ratio = _rates(phase)
+    legacy_rate, drop, ratio = _rates(phase, limits.p99_latency_floor_us)
     return [
         RuleResult("min_reads", reads, limits.min_reads, enough),
         _at_most(

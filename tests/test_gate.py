@@ -181,6 +181,36 @@ def test_zero_control_latency_uses_a_floor() -> None:
     assert rule.measured == 1.5 and rule.passed
 
 
+@pytest.mark.parametrize(
+    ("floor", "stack_p99", "control_p99", "measured", "passed"),
+    [
+        (100.0, 182.0, 51.0, 1.82, True),  # a fast control: the stack is judged against the floor
+        (100.0, 320.0, 51.0, 3.2, False),  # ...and still fails past the ratio times the floor
+        (100.0, 900.0, 250.0, 3.6, False),  # a control above the floor divides as measured
+        (100.0, 600.0, 250.0, 2.4, True),
+        (0.0, 17.0, 0.5, 17.0, False),  # a floor below 1 µs is raised to 1 µs
+    ],
+)
+def test_latency_floor_raises_the_divisor(
+    floor: float, stack_p99: float, control_p99: float, measured: float, passed: bool
+) -> None:
+    data = changed("latency_us.control.p99", control_p99)
+    data["phases"]["NEW_ONLY"]["latency_us"]["stack"]["p99"] = stack_p99
+    rules = PhaseThresholds(min_reads=100, max_p99_latency_ratio=3.0, p99_latency_floor_us=floor)
+    limits = Thresholds(default=rules)
+    verdict = evaluate(data, "NEW_ONLY", limits)
+    rule = next(r for r in verdict.rules if r.name == "p99_latency_ratio")
+    assert rule.measured == pytest.approx(measured)
+    assert rule.passed is passed
+    assert verdict.outcome == ("pass" if passed else "fail")
+
+
+def test_shipped_latency_floor() -> None:
+    limits = load_thresholds()
+    assert limits.default.p99_latency_floor_us == 100.0
+    assert PhaseThresholds().p99_latency_floor_us == 1.0  # thresholds built in code: timer floor
+
+
 class _Phase(int):
     """Stands in for a MigrationPhase member: an int with a name."""
 
