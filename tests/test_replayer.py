@@ -254,3 +254,26 @@ def test_any_generated_recording_replays_cleanly(seed: int, tmp_path: Path) -> N
     assert df.error.isna().all()
     legacy = df[df.phase == "LEGACY_ONLY"]
     assert legacy.recorded_equal.all()
+
+
+def test_replay_raises_the_collector_thresholds_and_restores_them(
+    small_recording: Path, tmp_path: Path
+) -> None:
+    import gc
+
+    from harness.replayer import _REPLAY_GC_THRESHOLDS
+
+    seen: list[tuple[int, int, int]] = []
+    previous = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        options = ReplayOptions(
+            phases=(MigrationPhase.NEW_ONLY,),
+            results_path=tmp_path / "results.parquet",
+            progress=lambda _done: seen.append(gc.get_threshold()),
+        )
+        replay(small_recording, options)
+        assert seen and set(seen) == {_REPLAY_GC_THRESHOLDS}
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*previous)
