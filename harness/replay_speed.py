@@ -1,10 +1,13 @@
 """Measure the replay: wall and CPU time, events per second and peak RSS, one recording per run.
 
-`python -m harness.replay_speed [RECORDING] [--job] [--cpu N] [--generate EVENTS --seed S]`
+`python -m harness.replay_speed [RECORDING] [--job] [--cpu N] [--phase P ...]
+[--generate EVENTS --seed S] [--json PATH]`
 
 Replays RECORDING (default the committed large one) under all four phases, as the main job does
 (plus the legacy control and the A/A twin), and prints the figures. `--job` runs the whole main
 job instead (replay, summary, gates and the report, written under a temporary directory).
+`--phase P` (repeatable) builds only those phases' stacks, and `--phase none` none at all: the
+harness alone, the baseline that each stack's cost is measured against (one stack per run).
 `--cpu N` pins the process to one CPU first (Linux), so threads compete as on a one-core host.
 `--generate EVENTS` writes RECORDING with `harness.synth` first when it does not exist yet (the
 10x recording is generated once and kept outside the repository). Peak RSS is the process's own
@@ -85,8 +88,15 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def measure(recording: Path, *, job: bool = False) -> SpeedResult:
-    """Replay (or run the main job on) `recording` once and measure it."""
+def measure(
+    recording: Path, *, job: bool = False, phases: Sequence[str] | None = None
+) -> SpeedResult:
+    """Replay (or run the main job on) `recording` once and measure it.
+
+    `phases` (replay only) names the stacks to build, by phase name; none given: all four; an
+    empty sequence: the harness alone (reading, the legacy control and A/A twin, the oracle and
+    the results file), the baseline each stack's cost is measured against.
+    """
     from harness.pipeline import run_job
     from harness.replayer import ReplayOptions, replay
     from sigcache.phases import MigrationPhase
@@ -101,13 +111,17 @@ def measure(recording: Path, *, job: bool = False) -> SpeedResult:
         # Kept up to date while the writer threads live: they stop when the replay ends.
         threads.update(_thread_cpu())
 
-    phases = tuple(MigrationPhase)
+    if job and phases is not None:
+        raise ValueError("phases apply to a replay, not to the main job (all four phases)")
+    chosen = tuple(MigrationPhase) if phases is None else tuple(MigrationPhase[p] for p in phases)
     with tempfile.TemporaryDirectory(prefix="sigcache-speed-") as tmp:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         if job:
             events = run_job(recording, reports_root=Path(tmp), progress=progress).outcome.events
         else:
-            options = ReplayOptions(results_path=Path(tmp) / "results.parquet", progress=progress)
+            options = ReplayOptions(
+                phases=chosen, results_path=Path(tmp) / "results.parquet", progress=progress
+            )
             events = replay(recording, options).events
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     main_cpu = threads.pop(os.getpid(), None)
@@ -116,7 +130,7 @@ def measure(recording: Path, *, job: bool = False) -> SpeedResult:
         recording=str(recording),
         job=job,
         events=events,
-        phases=len(phases),
+        phases=len(chosen),
         wall_s=wall,
         cpu_s=cpu,
         main_thread_cpu_s=main_cpu,
@@ -146,6 +160,25 @@ def _report(result: SpeedResult) -> str:
     return "\n".join(lines)
 
 
+def _phase_names(parser: argparse.ArgumentParser, given: list[str] | None) -> list[str] | None:
+    """Phase names from --phase (a name in any case, or 1-4); 'none' alone: no stack."""
+    from sigcache.errors import PhaseError
+    from sigcache.phases import MigrationPhase
+
+    if given is None:
+        return None
+    if [g.strip().lower() for g in given] == ["none"]:
+        return []
+    names = []
+    for value in given:
+        try:
+            names.append(MigrationPhase.parse(value).name)
+        except PhaseError:
+            valid = ", ".join(p.name for p in MigrationPhase)
+            parser.error(f"--phase {value!r}: not a phase ({valid}, 1-4, or 'none' alone)")
+    return list(dict.fromkeys(names))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: measure one recording, print the figures (and optionally write JSON)."""
     parser = argparse.ArgumentParser(prog="python -m harness.replay_speed", description=__doc__)
@@ -155,7 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--generate", type=int, metavar="EVENTS", help="generate if missing")
     parser.add_argument("--seed", type=int, default=2, help="seed for --generate (default 2)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    parser.add_argument(
+        "--phase",
+        action="append",
+        metavar="P",
+        help="replay only this phase's stack (repeatable; 'none': the harness alone)",
+    )
     args = parser.parse_args(argv)
+    phases = _phase_names(parser, args.phase)
+    if args.job and phases is not None:
+        parser.error("--phase measures a replay; --job always runs all four phases")
     if args.cpu is not None:
         if not hasattr(os, "sched_setaffinity"):
             parser.error("--cpu needs Linux (os.sched_setaffinity)")
@@ -168,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stats = generate_recording(args.recording, events=args.generate, seed=args.seed)
         print(f"generated {args.recording}: {stats.events:,} events in "
               f"{time.perf_counter() - start:.0f} s")  # fmt: skip
-    result = measure(args.recording, job=args.job)
+    result = measure(args.recording, job=args.job, phases=phases)
     print(_report(result))
     if args.json is not None:
         payload: dict[str, Any] = {**asdict(result), "events_per_s": result.events_per_s}

@@ -98,3 +98,29 @@ def test_speed_probe_measures_a_replay(tmp_path: Path, capsys: pytest.CaptureFix
     figures = json.loads(out.read_text(encoding="utf-8"))
     assert (figures["events"], figures["phases"], figures["job"]) == (5000, 4, False)
     assert figures["cpu_s"] > 0 and figures["peak_rss_mb"] > 0 and figures["events_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("given", "phases"), [(["none"], 0), (["dual_write"], 1), (["2", "DUAL_WRITE", "4"], 2)]
+)
+def test_speed_probe_replays_the_phases_named(
+    given: list[str], phases: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "speed.json"
+    argv = [str(SMALL), "--json", str(out)]
+    for phase in given:
+        argv += ["--phase", phase]
+    assert speed_main(argv) == 0
+    assert f"x {phases} phases" in capsys.readouterr().out
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    assert (figures["events"], figures["phases"]) == (5000, phases)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--phase", "FIFTH"], ["--phase", "none", "--phase", "NEW_ONLY"], ["--job", "--phase", "1"]],
+)
+def test_speed_probe_refuses_bad_phases(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        speed_main([str(SMALL), *argv])
+    assert exc.value.code == 2
