@@ -119,9 +119,9 @@ def replay_speed(session: nox.Session) -> None:
 def replay_speed_10x(session: nox.Session) -> None:
     """The main job on a 10x longer generated recording (made once, ~110 MB, in the temp dir).
 
-    Long (tens of minutes): memory must not follow the recording's length (compare the peak
-    RSS and the RSS at each quarter with `nox -s replay-speed`). `-- PATH` names another place
-    for the recording.
+    About 4 minutes on one core (generating the recording the first time adds one): memory must
+    not follow the recording's length (compare the peak RSS and the RSS at each quarter with
+    `nox -s replay-speed`). `-- PATH` names another place for the recording.
     """
     _install(session)
     # The generator's profile is in the name: a recording made by an older generator (the
