@@ -229,7 +229,7 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         signatures_path=args.signatures,
         profile=args.profile,
     )
-    console.print(f"wrote {args.out}: {stats}")
+    console.print(f"wrote {args.out}: {stats.describe()}")
     return 0
 
 

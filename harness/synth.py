@@ -70,6 +70,14 @@ class SynthStats:
     virtual_seconds: float
     bytes: int
 
+    def describe(self) -> str:
+        """One line for a person: counts, the virtual time span and the file's size."""
+        return (
+            f"{self.events:,} events, {self.distinct_texts:,} distinct texts, "
+            f"{self.conversations:,} conversations over {self.virtual_seconds / 3600:.1f} "
+            f"virtual hours, {self.bytes / 1e6:.2f} MB"
+        )
+
 
 @dataclass(slots=True)
 class Conversation:
@@ -496,5 +504,5 @@ def run_generate(argv: Sequence[str] | None = None) -> int:
         args.out, events=args.events, seed=args.seed, signatures_path=args.signatures,
         created_at=args.created_at, profile=args.profile,
     )  # fmt: skip
-    print(f"wrote {args.out}: {stats}")
+    print(f"wrote {args.out}: {stats.describe()}")
     return 0

@@ -186,11 +186,13 @@ def test_skip_bad_lines(
     assert "skipped 1 bad line" in capsys.readouterr().out
 
 
-def test_generate_is_reproducible(tmp_path: Path) -> None:
+def test_generate_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first, second = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
     assert main(["generate", "--out", str(first), "--events", "400", "--seed", "3"]) == 0
     assert main(["generate", "--out", str(second), "--events", "400", "--seed", "3"]) == 0
     assert first.read_bytes() == second.read_bytes()
+    said = " ".join(capsys.readouterr().out.split())  # rich may wrap a long line
+    assert "400 events," in said and "virtual hours" in said and "SynthStats" not in said
 
 
 def test_promote_locally_only_on_a_pass(recording: Path, lax: Path, tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def test_a_fresh_legacy_cache_reproduces_every_recorded_result(
 def test_run_generate_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.jsonl"
     assert run_generate(["--out", str(out), "--events", "25", "--seed", "2"]) == 0
-    assert "events=25" in capsys.readouterr().out
+    assert "25 events," in capsys.readouterr().out
     assert len(list(read_recording(out)[1])) == 25
 
 
