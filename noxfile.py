@@ -79,7 +79,7 @@ def gate(session: nox.Session, phase: str) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """The pytest-benchmark suite (about 3 minutes); JSON and report under reports/bench/.
+    """The pytest-benchmark suite (about 4 minutes); JSON and report under reports/bench/.
 
     The Redis groups measure against SIGCACHE_BENCH_REDIS_URL when set (keys under a fresh
     prefix, deleted afterwards), else against a redis-server they start when one is installed.

@@ -223,10 +223,29 @@ def render(document: dict[str, Any], source: str, plots: Sequence[str] = ()) -> 
             for r in members
             if "writes_per_round" in r.extra and r.median
         ]
+        notes += _replay_notes(members)
         if notes:
             out += ["", "Notes: " + "; ".join(notes) + "."]
     out += ["", *[f"![{Path(plot).stem}]({Path(plot).name})" for plot in plots], ""]
     return "\n".join(out)
+
+
+def _replay_notes(members: Sequence[BenchRow]) -> list[str]:
+    """Rows timing a whole replay (`events` per call): events per second, and an absolute goal
+    (`goal_max_s`, seconds per call) quoted with the measured time, never asserted."""
+    notes = [
+        f"{r.label}: {float(r.extra['events']) / r.median:,.0f} events/s"
+        for r in members
+        if "events" in r.extra and r.median
+    ]
+    for row in members:
+        goal = float(row.extra.get("goal_max_s") or 0.0)
+        if goal:
+            notes.append(
+                f"{row.label}: {row.median:.1f} s against a goal of well under {goal:g} s "
+                f"({row.median / goal:.2f} of it)"
+            )
+    return notes
 
 
 def _is_delay(row: BenchRow) -> bool:

@@ -94,6 +94,22 @@ def test_delays_and_write_throughput() -> None:
     assert "bare: 1,000,000 writes/s" in text
 
 
+def test_replay_rows_quote_events_per_second_and_their_goal() -> None:
+    document = _document()
+    group = "replay: large recording"
+    document["benchmarks"] += [
+        _bench(group, "harness alone", [4.0], baseline=True, events=150_000),
+        _bench(group, "all four phases", [20.0], events=150_000, goal_max_s=60.0),
+    ]
+    text = render(document, "bench.json")
+    assert "harness alone: 37,500 events/s" in text
+    assert "all four phases: 7,500 events/s" in text
+    assert "all four phases: 20.0 s against a goal of well under 60 s (0.33 of it)" in text
+    assert "harness alone: 4.0 s against" not in text  # only rows that carry a goal
+    twenty = "20,000,000.0 | " * 4
+    assert f"| all four phases | {twenty}1 | 5.00x |" in text
+
+
 def test_scaling_series_have_a_baseline_per_size(tmp_path: Path) -> None:
     document = _document()
     group = "scaling: L2 hit"
