@@ -6,6 +6,7 @@ at the right events.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sigcache.facade import default_new_cache_factory
@@ -70,6 +71,16 @@ class RaisesOnRead(_Wrapper):
         raise RuntimeError("broken read")
 
 
+class SlowReads(_Wrapper):
+    """Answers every main-store read correctly, 2 ms late (a synchronous network hop, say)."""
+
+    DELAY_S = 0.002
+
+    def get(self, thinking_text: str, owner_id: Any = None, **kw: Any) -> Any:
+        time.sleep(self.DELAY_S)
+        return self._inner.get(thinking_text, owner_id, **kw)
+
+
 def _factory(cls: type[_Wrapper]) -> Any:
     def build(db_path: str, *, config: Any, clock: Any) -> Any:
         return cls(default_new_cache_factory(db_path, config=config, clock=clock))
@@ -81,3 +92,4 @@ drops_every_tenth = _factory(DropsEveryTenthWrite)
 owner_blind = _factory(OwnerBlind)
 first_write_wins = _factory(FirstWriteWins)
 raises_on_read = _factory(RaisesOnRead)
+slow_reads = _factory(SlowReads)

@@ -124,6 +124,27 @@ def test_broken_candidate_fails_the_gate(recording: Path, lax: Path, tmp_path: P
     assert "foreign" in [r["name"] for r in gate["rules"] if not r["passed"]]
 
 
+def test_a_slow_candidate_fails_the_latency_rule_despite_its_floor(tmp_path: Path) -> None:
+    """The shipped floor (100 µs) forgives a fast control, not a candidate 2 ms slower per read."""
+    calls = [(float(i), "cache_signature", write(f"text {i}", SIG_A)) for i in range(10)]
+    calls += [(20.0 + i, "get_cached_signature", read(f"text {i % 10}")) for i in range(200)]
+    recording = record(tmp_path / "slow.jsonl", calls)
+    shipped = (Path(__file__).parent.parent / "harness" / "thresholds.toml").read_text("utf-8")
+    thresholds = tmp_path / "shipped-but-few-reads.toml"
+    thresholds.write_text(shipped.replace("min_reads = 1000", "min_reads = 100"), "utf-8")
+    reports = tmp_path / "reports"
+    argv = ["replay", str(recording), "--phase", "NEW_ONLY", "--reports", str(reports)]
+    argv += ["--thresholds", str(thresholds), "--new-cache", "tests.broken_caches:slow_reads"]
+    assert main(argv) == 0  # the replay ran; its verdicts are the gate's to enforce
+    (report_dir,) = reports.iterdir()
+    gate_argv = ["gate", str(report_dir), "--to", "NEW_ONLY", "--thresholds", str(thresholds)]
+    assert main(gate_argv) == 1
+    gate = json.loads((report_dir / "gate-NEW_ONLY.json").read_text())
+    failed = [r for r in gate["rules"] if not r["passed"]]
+    assert [r["name"] for r in failed] == ["p99_latency_ratio"]
+    assert failed[0]["measured"] >= 2000 / 100 * 0.9  # >= 2 ms over at most the 100 µs floor
+
+
 def test_report_rebuilds_from_results(recording: Path, lax: Path, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     main(["replay", str(recording), "--reports", str(reports), "--thresholds", str(lax)])
