@@ -26,12 +26,13 @@ from harness.report import (
 from sigcache.errors import ConfigError
 from sigcache.phases import MigrationPhase, parse_phase
 
-__all__ = ["cmd_gate", "cmd_generate", "cmd_promote", "cmd_replay", "cmd_report"]
+__all__ = ["cmd_gate", "cmd_generate", "cmd_promote", "cmd_replay", "cmd_report", "phases_named"]
 
 _OUTCOME_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
 
 
-def _phases(names: Sequence[str] | None) -> tuple[MigrationPhase, ...]:
+def phases_named(names: Sequence[str] | None) -> tuple[MigrationPhase, ...]:
+    """Phases from `--phase` values (names in any case or 1-4), deduplicated; none: all four."""
     if not names:
         return tuple(MigrationPhase)
     return tuple(dict.fromkeys(parse_phase(name) for name in names))
@@ -129,7 +130,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     with _progress(console, None) as progress:
         job = run_job(
             args.recording,
-            phases=_phases(args.phases),
+            phases=phases_named(args.phases),
             reports_root=args.reports,
             thresholds_path=args.thresholds,
             new_cache=args.new_cache,

@@ -27,7 +27,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sigcache.phases import MigrationPhase
 
 __all__ = ["SpeedResult", "main", "measure"]
 
@@ -89,12 +92,12 @@ def _peak_rss_mb() -> float:
 
 
 def measure(
-    recording: Path, *, job: bool = False, phases: Sequence[str] | None = None
+    recording: Path, *, job: bool = False, phases: Sequence[MigrationPhase] | None = None
 ) -> SpeedResult:
     """Replay (or run the main job on) `recording` once and measure it.
 
-    `phases` (replay only) names the stacks to build, by phase name; none given: all four; an
-    empty sequence: the harness alone (reading, the legacy control and A/A twin, the oracle and
+    `phases` (replay only) are the stacks to build; none given: all four; an empty sequence:
+    the harness alone (reading, the legacy control and A/A twin, the oracle and
     the results file), the baseline each stack's cost is measured against.
     """
     from harness.pipeline import run_job
@@ -113,7 +116,7 @@ def measure(
 
     if job and phases is not None:
         raise ValueError("phases apply to a replay, not to the main job (all four phases)")
-    chosen = tuple(MigrationPhase) if phases is None else tuple(MigrationPhase[p] for p in phases)
+    chosen = tuple(MigrationPhase) if phases is None else tuple(phases)
     with tempfile.TemporaryDirectory(prefix="sigcache-speed-") as tmp:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         if job:
@@ -160,23 +163,21 @@ def _report(result: SpeedResult) -> str:
     return "\n".join(lines)
 
 
-def _phase_names(parser: argparse.ArgumentParser, given: list[str] | None) -> list[str] | None:
-    """Phase names from --phase (a name in any case, or 1-4); 'none' alone: no stack."""
+def _phase_names(
+    parser: argparse.ArgumentParser, given: list[str] | None
+) -> tuple[MigrationPhase, ...] | None:
+    """Phases from --phase (as `sigcache-harness replay` reads them); 'none' alone: no stack."""
+    from harness.cli_commands import phases_named
     from sigcache.errors import PhaseError
-    from sigcache.phases import MigrationPhase
 
     if given is None:
         return None
     if [g.strip().lower() for g in given] == ["none"]:
-        return []
-    names = []
-    for value in given:
-        try:
-            names.append(MigrationPhase.parse(value).name)
-        except PhaseError:
-            valid = ", ".join(p.name for p in MigrationPhase)
-            parser.error(f"--phase {value!r}: not a phase ({valid}, 1-4, or 'none' alone)")
-    return list(dict.fromkeys(names))
+        return ()
+    try:
+        return phases_named(given)
+    except PhaseError as exc:
+        parser.error(f"--phase: {exc} ('none' alone: the harness without a stack)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
